@@ -1,0 +1,258 @@
+"""Files -> plans: discovery, ``iflow.defaults.yaml`` inheritance, validation, planning.
+
+This is the front end of the compiler and imports nothing from Airflow (the CLI
+and most tests run it directly). ``compile_folder`` also makes the checks that
+need every file at once: two files that give one resource different sizes, and
+two files that claim the same workflow name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from iflow_airflow import yaml_source
+from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
+from iflow_airflow.models import WorkflowFile
+from iflow_airflow.plan import make_plan
+from iflow_airflow.plan_types import WorkflowPlan
+from iflow_airflow.settings import IflowSettings
+from iflow_airflow.validate import validate
+
+DEFAULTS_NAME = "iflow.defaults.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Compiled:
+    """One iflow file's outcome: a plan, or every problem it has."""
+
+    path: Path
+    display: str
+    plan: WorkflowPlan | None = None
+    error: WorkflowFileError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key (``over`` wins); any other value replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+class DefaultsChain:
+    """Parsed ``iflow.defaults.yaml`` files, cached per folder for one compile pass."""
+
+    def __init__(self, root: Path | None, settings: IflowSettings):
+        self.root = root
+        self.settings = settings
+        self._docs: dict[Path, yaml_source.YamlDocument | WorkflowFileError | None] = {}
+
+    def _display(self, path: Path) -> str:
+        return _display(path, self.root)
+
+    def _load(self, folder: Path) -> yaml_source.YamlDocument | WorkflowFileError | None:
+        if folder not in self._docs:
+            path = folder / DEFAULTS_NAME
+            doc: yaml_source.YamlDocument | WorkflowFileError | None = None
+            if path.is_file():
+                try:
+                    doc = yaml_source.load_file(path, self.settings.max_file_bytes, self._display(path))
+                    doc = _check_defaults(doc)
+                except WorkflowFileError as exc:
+                    doc = exc
+            self._docs[folder] = doc
+        return self._docs[folder]
+
+    def for_file(self, path: Path) -> list[yaml_source.YamlDocument | WorkflowFileError]:
+        """Defaults docs for ``path``, farthest first (the nearest wins when merged last)."""
+        folders = []
+        folder = path.parent
+        stop = self.root.resolve() if self.root else folder.resolve()
+        while True:
+            folders.append(folder)
+            if folder.resolve() == stop or folder.parent == folder:
+                break
+            folder = folder.parent
+        return [d for d in (self._load(f) for f in reversed(folders)) if d is not None]
+
+
+def _check_defaults(doc: yaml_source.YamlDocument) -> yaml_source.YamlDocument:
+    problems = []
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        problems.append(Problem(doc.file, "a defaults file must be a mapping", (), 1, 1,
+                                "blocks such as `orchestration:` and `resources:`"))
+    else:
+        wf = doc.data.get("workflow")
+        if isinstance(wf, dict):
+            for key in ("tasks", "name"):
+                if key in wf:
+                    line, col, _ = doc.locate(("workflow", key)) or (None, None, False)
+                    problems.append(Problem(doc.file, f"`workflow.{key}` cannot be a default", ("workflow", key),
+                                            line, col, "set it in each workflow file", "defaults"))
+    if problems:
+        raise WorkflowFileError(doc.file, problems)
+    return doc
+
+
+def _display(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.resolve().relative_to(root.resolve()))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _locator(own: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument]):
+    """path -> (file, line, column): the file's own value, else the nearest default that set it."""
+    def locate(path: Sequence[PathPart]) -> tuple[str, int | None, int | None]:
+        found = own.locate(path)
+        if found and found[2]:
+            return own.file, found[0], found[1]
+        for doc in reversed(defaults):
+            hit = doc.locate(path)
+            if hit and hit[2]:
+                return doc.file, hit[0], hit[1]
+        if found:
+            return own.file, found[0], found[1]
+        return own.file, None, None
+    return locate
+
+
+def _task_lines(doc: yaml_source.YamlDocument) -> dict[int, int]:
+    tasks = (doc.data.get("workflow") or {}).get("tasks") if isinstance(doc.data, dict) else None
+    lines: dict[int, int] = {}
+    if isinstance(tasks, list):
+        for i in range(len(tasks)):
+            hit = doc.locate(("workflow", "tasks", i))
+            if hit:
+                lines[i] = hit[0]
+    return lines
+
+
+def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument | WorkflowFileError],
+                     settings: IflowSettings) -> WorkflowPlan:
+    """Merge, validate and plan one parsed workflow file."""
+    broken = [d for d in defaults if isinstance(d, WorkflowFileError)]
+    if broken:
+        problems = [p for b in broken for p in b.problems]
+        raise WorkflowFileError(doc.file, [Problem(doc.file, f"inherited defaults file is invalid: {p}", p.path,
+                                                   None, None, None, "defaults") for p in problems])
+    good = [d for d in defaults if isinstance(d, yaml_source.YamlDocument)]
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("workflow"), dict):
+        got = type(doc.data.get("workflow")).__name__ if isinstance(doc.data, dict) else type(doc.data).__name__
+        raise WorkflowFileError(doc.file, [Problem(doc.file, f"`workflow` must be a mapping (got {got})",
+                                                   ("workflow",), *(doc.locate(("workflow",)) or (1, 1))[:2],
+                                                   "workflow: {name: ..., tasks: [...]}", "shape")])
+    data: dict[str, Any] = {}
+    for d in good:
+        if isinstance(d.data, dict):
+            data = deep_merge(data, d.data)
+    data = deep_merge(data, doc.data)
+    locate = _locator(doc, good)
+    model: WorkflowFile = validate(data, doc.file, locate)
+    return make_plan(model, file=doc.file, source_text=doc.text, locate=locate, settings=settings,
+                     task_lines=_task_lines(doc))
+
+
+def iter_yaml_files(root: Path) -> Iterator[Path]:
+    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own matcher)."""
+    try:
+        from airflow._shared.module_loading.file_discovery import find_path_from_directory
+        from airflow.configuration import conf
+
+        syntax = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
+        paths: Iterable[str] = find_path_from_directory(str(root), ".airflowignore", syntax)
+    except ImportError:  # no Airflow (plain CLI use): walk without ignore rules
+        paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
+    for p in sorted(paths):
+        path = Path(p)
+        if path.suffix.lower() in YAML_SUFFIXES and path.name != DEFAULTS_NAME and path.is_file():
+            yield path
+
+
+def compile_file(path: Path, *, root: Path | None = None, settings: IflowSettings | None = None,
+                 chain: DefaultsChain | None = None, explicit: bool = False) -> Compiled | None:
+    """Compile one file; None when it is not an iflow file (and ``explicit`` is false)."""
+    settings = settings or IflowSettings.from_config()
+    chain = chain or DefaultsChain(root, settings)
+    display = _display(path, root)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return Compiled(path, display, error=WorkflowFileError(display, [Problem(
+            display, f"cannot read file: {exc.strerror}", code="io")]))
+    if not explicit and not yaml_source.looks_like_workflow(raw):
+        return None
+    try:
+        doc = yaml_source.parse(display, yaml_source.decode(display, raw, settings.max_file_bytes))
+        if not explicit and not (isinstance(doc.data, dict) and "workflow" in doc.data):
+            return None  # e.g. `workflow:` inside a block scalar of some other YAML file
+        if doc.data is None:
+            raise WorkflowFileError(display, [Problem(display, "the file is empty", (), None, None,
+                                                      "a mapping with a `workflow:` block", "empty")])
+        return Compiled(path, display, plan=compile_document(doc, chain.for_file(path), settings))
+    except WorkflowFileError as exc:
+        return Compiled(path, display, error=exc)
+
+
+def check_across_files(results: list[Compiled]) -> None:
+    """Cross-file rules, reported on every file involved: resource sizes and workflow names."""
+    declared: dict[str, dict[tuple[int, int | None], list[Compiled]]] = {}
+    names: dict[str, list[Compiled]] = {}
+    for r in results:
+        if r.plan is None:
+            continue
+        names.setdefault(r.plan.dag_id, []).append(r)
+        for res in r.plan.resources.values():
+            declared.setdefault(res.name, {}).setdefault((res.slots, res.max_slots), []).append(r)
+    extra: dict[int, list[Problem]] = {}
+    for name, sizes in declared.items():
+        if len(sizes) < 2:
+            continue
+        summary = "; ".join(f"slots={s}{f', max_slots={m}' if m else ''} in "
+                            + ", ".join(sorted({c.display for c in cs})) for (s, m), cs in sorted(sizes.items()))
+        for cs in sizes.values():
+            for c in cs:
+                extra.setdefault(id(c), []).append(Problem(
+                    c.display, f"resource {name!r} is declared with different sizes: {summary}",
+                    ("resources", name), None, None, "the same slots (and max_slots) in every file, "
+                    "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
+    for dag_id, owners in names.items():
+        for c in owners[1:]:
+            extra.setdefault(id(c), []).append(Problem(
+                c.display, f"workflow name {dag_id!r} is already used by {owners[0].display}", ("workflow", "name"),
+                None, None, "a unique workflow.name", "duplicate_workflow"))
+    for r in results:
+        if id(r) in extra:
+            assert r.plan is not None
+            problems = extra[id(r)]
+            for i, prob in enumerate(problems):  # locate in the file's own text
+                doc = yaml_source.parse(r.display, r.plan.source_text)
+                hit = doc.locate(prob.path)
+                if hit:
+                    problems[i] = Problem(prob.file, prob.message, prob.path, hit[0], hit[1], prob.expected, prob.code)
+            r.error, r.plan = WorkflowFileError(r.display, problems), None
+
+
+def compile_folder(root: Path, settings: IflowSettings | None = None) -> list[Compiled]:
+    """Every iflow file under ``root`` (dags folder), with cross-file checks applied."""
+    settings = settings or IflowSettings.from_config()
+    chain = DefaultsChain(root, settings)
+    results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain)
+                           for p in iter_yaml_files(root)) if c is not None]
+    check_across_files(results)
+    return results

@@ -1,0 +1,185 @@
+"""The plan: what a workflow file means, resolved, in plain Python.
+
+The plan is the single hand-over point between the compiler's front end
+(load -> validate -> plan) and its back end (plan -> ``airflow.sdk`` DAG). It
+imports nothing from Airflow, so most tests run on it fast and exactly, and the
+CLI's ``explain`` prints it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class CommandAction:
+    """Run ``command`` with ``bash -c``; run values reach it only through the environment."""
+
+    command: str
+    kind: Literal["command"] = "command"
+
+
+@dataclass(frozen=True)
+class CallableAction:
+    """Call ``module:function`` (an allowed module) with ``args``/``kwargs``."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["callable"] = "callable"
+
+
+@dataclass(frozen=True)
+class PromptAction:
+    """Run the configured agent command non-interactively with ``prompt`` as its last argument."""
+
+    prompt: str
+    kind: Literal["prompt"] = "prompt"
+
+
+@dataclass(frozen=True)
+class WaitAction:
+    """Wait for one condition: a file, an HTTP 2xx, a point in time, or another workflow's task."""
+
+    file: str | None = None
+    url: str | None = None
+    until: datetime | None = None
+    workflow: str | None = None
+    task: str | None = None
+    poke_interval: float = 5.0
+    kind: Literal["wait"] = "wait"
+
+
+@dataclass(frozen=True)
+class OperatorAction:
+    """A custom operator kind registered under the ``iflow_airflow.operators`` entry point group."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["operator"] = "operator"
+
+
+@dataclass(frozen=True)
+class CheckpointAction:
+    """No action: the task logs that the checkpoint was reached and succeeds."""
+
+    kind: Literal["checkpoint"] = "checkpoint"
+
+
+Action = CommandAction | CallableAction | PromptAction | WaitAction | OperatorAction | CheckpointAction
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    task_id: str
+    description: str | None
+    upstream: tuple[str, ...]
+    level: int  # 1..priority_levels, higher is more urgent
+    level_name: str  # e.g. "high" or "3"
+    priority_weight: int  # absolute weight given to Airflow
+    critical_path: int  # tasks on the longest path from this task to an end (itself included)
+    resource: str | None
+    pool: str | None
+    pool_slots: int
+    queue: str | None
+    cost: float
+    retries: int
+    retry_delay: float  # seconds
+    exponential_backoff: bool
+    max_retry_delay: float | None  # seconds
+    timeout: float | None  # seconds, per attempt
+    trigger_rule: str
+    env: dict[str, str]
+    emits: tuple[str, ...]
+    action: Action
+    persist_result: bool
+    deferrable: bool
+    wait_timeout: float  # communication_timeout, seconds
+    line: int | None = None  # line of the task in the source file
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    name: str
+    pool: str
+    slots: int
+    max_slots: int | None
+    description: str | None
+    source: str  # file that declared it
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two tasks of one workflow that may run at once and contend for a resource."""
+
+    resource: str
+    first: str  # the task the resolution rule lets through first
+    second: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    default: Any
+    type: str | None = None
+    description: str | None = None
+    enum: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``kind``: none | cron | preset | interval | events_all | events_any."""
+
+    kind: Literal["none", "cron", "preset", "interval", "events_all", "events_any"]
+    value: str | float | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    mode: str
+    strategy: str
+    sync_mode: str
+    conflict_resolution: str
+    priority_levels: int
+    load_threshold: float
+    auto_scaling: bool
+    queues: tuple[str, ...]
+    state_persistence: bool
+    communication_timeout: float
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    webhook: str | None
+    events: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    dag_id: str
+    description: str | None
+    source_path: str
+    source_text: str
+    schedule: Schedule
+    start_date: datetime
+    timezone: str
+    catchup: bool
+    tags: tuple[str, ...]
+    owner: str
+    params: dict[str, ParamSpec]
+    enabled: bool
+    max_active_tasks: int
+    settings: WorkflowSettings
+    alerts: AlertSettings
+    resources: dict[str, PlannedResource]
+    tasks: tuple[PlannedTask, ...]  # topological order
+    conflicts: tuple[Conflict, ...]
+    notes: tuple[str, ...] = ()  # informational findings, e.g. checkpoints
+
+    def task(self, task_id: str) -> PlannedTask:
+        for t in self.tasks:
+            if t.task_id == task_id:
+                return t
+        raise KeyError(task_id)
