@@ -19,7 +19,7 @@ from iflow_airflow.models import WorkflowFile
 from iflow_airflow.plan import make_plan
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
-from iflow_airflow.validate import validate
+from iflow_airflow.validate import repaired, validate
 
 DEFAULTS_NAME = "iflow.defaults.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -163,9 +163,19 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
             data = deep_merge(data, d.data)
     data = deep_merge(data, doc.data)
     locate = _locator(doc, good)
-    model: WorkflowFile = validate(data, doc.file, locate)
-    return make_plan(model, file=doc.file, source_text=doc.text, locate=locate, settings=settings,
+    plan_args = dict(file=doc.file, source_text=doc.text, locate=locate, settings=settings,
                      task_lines=_task_lines(doc))
+    try:
+        model: WorkflowFile = validate(data, doc.file, locate)
+    except WorkflowFileError as schema_errors:
+        rest = repaired(data, schema_errors.problems)
+        if rest is not None:  # go on checking what the schema errors did not touch
+            try:
+                make_plan(rest, **plan_args)
+            except WorkflowFileError as more:
+                raise WorkflowFileError(doc.file, schema_errors.problems + more.problems) from None
+        raise
+    return make_plan(model, **plan_args)
 
 
 def iter_yaml_files(root: Path) -> Iterator[Path]:
@@ -207,6 +217,10 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
         return Compiled(path, display, plan=compile_document(doc, chain.for_file(path), settings))
     except WorkflowFileError as exc:
         return Compiled(path, display, error=exc)
+    except Exception as exc:  # a bug of ours must not take other workflows down: it is this file's error
+        return Compiled(path, display, error=WorkflowFileError(display, [Problem(
+            display, f"internal error while reading this file: {type(exc).__name__}: {exc}", (), None, None,
+            "please report it with the file", "internal")]))
 
 
 def check_across_files(results: list[Compiled]) -> None:

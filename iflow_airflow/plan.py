@@ -68,12 +68,18 @@ def _topological(ids: list[str], upstream: dict[str, list[str]]) -> tuple[list[s
         path.append(nxt)
 
 
+def _given(model: TaskFields) -> dict[str, Any]:
+    """The fields a person wrote (nested values complete with their defaults)."""
+    return {k: v.model_dump() if hasattr(v, "model_dump") else v
+            for k, v in ((k, getattr(model, k)) for k in model.model_fields_set)}
+
+
 def _merged_fields(task: Task, template: TaskFields | None) -> dict[str, Any]:
     """The task's own fields over its type's template; an own action replaces the template's."""
-    own = task.model_dump(exclude_unset=True)
+    own = _given(task)
     if template is None:
         return own
-    base = template.model_dump(exclude_unset=True)
+    base = _given(template)
     if any(k in own for k in ACTION_FIELDS):
         for k in (*ACTION_FIELDS, "args", "kwargs"):
             if k not in own or k == "operator" and own.get("operator") is None:
@@ -300,9 +306,6 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
     checkpoints = [t.task_id for t in planned if isinstance(t.action, CheckpointAction)]
     if checkpoints:
         notes.append("checkpoint (no action: logs and succeeds): " + ", ".join(checkpoints))
-    unused = sorted(set(resources) - {t.resource for t in planned})
-    if unused:
-        notes.append("declared but unused resources (pools are still created): " + ", ".join(unused))
 
     return WorkflowPlan(
         dag_id=flow.name, description=flow.description, source_path=file, source_text=source_text,

@@ -20,6 +20,8 @@ DEFAULTS: dict[str, str] = {
     "max_file_bytes": str(2 * 1024 * 1024),
     # Prefix of the Airflow pools that iflow resources become.
     "pool_prefix": "iflow_",
+    # Seconds between the scheduler-side resource keeper's checks (pools, saturation).
+    "keeper_interval": "5",
 }
 
 

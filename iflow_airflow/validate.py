@@ -143,6 +143,40 @@ def _describe(err: dict[str, Any]) -> tuple[str, str | None, tuple[PathPart, ...
     return f"{msg[0].lower()}{msg[1:]} (got {shown})", None, loc, kind
 
 
+def _without(data: Any, paths: list[tuple[PathPart, ...]]) -> Any:
+    """A deep copy of ``data`` with the mapping keys at ``paths`` removed."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+    return out
+
+
+def repaired(data: Any, problems: list[Problem]) -> models.WorkflowFile | None:
+    """The file with every invalid *optional* key dropped, if that validates; else None.
+
+    Used only to go on checking the rest of a file after schema errors, so that
+    a person sees every problem of a file at once.
+    """
+    paths = []
+    for p in problems:
+        path = p.path
+        if p.code == "missing" or not path or not isinstance(path[-1], str):
+            return None
+        parent = _value_at(data, path[:-1])
+        if not isinstance(parent, dict) or path[-1] not in parent:
+            return None
+        paths.append(path)
+    try:
+        return models.WorkflowFile.model_validate(_without(data, sorted(set(paths), key=len, reverse=True)))
+    except (ValidationError, KeyError, TypeError):
+        return None
+
+
 def validate(data: Any, file: str, locate: Locator) -> models.WorkflowFile:
     """Validate merged data; every problem is located through ``locate`` and raised together."""
     try:

@@ -1,0 +1,30 @@
+# The README's commands. `make run` sets everything up and runs Airflow standalone
+# with dags/ on embedded SQLite; `make test` sets up (if needed) and runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-fast schema clean
+
+$(BIN)/iflow-airflow: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/iflow-airflow
+
+run: setup
+	scripts/run-standalone
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not e2e and not distributed and not browser"
+
+schema: setup
+	$(BIN)/iflow-airflow schema > iflow-workflow.schema.json
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache
