@@ -8,7 +8,6 @@ even to check it exists.
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
 
 from iflow_airflow.settings import IflowSettings
@@ -23,40 +22,14 @@ BUILTIN_KINDS = {
 }
 
 
-def _not_allowed(module: str, what: str, settings: IflowSettings) -> str:
-    allowed = ", ".join(settings.allowed_modules) or "nothing"
-    return (f"{what} module {module!r} is not allowed by the deployment (allowed: {allowed}); "
-            "add its prefix to [iflow] allowed_modules (AIRFLOW__IFLOW__ALLOWED_MODULES)")
-
-
-def resolve_target(target: str, settings: IflowSettings):
-    """Import and return the callable named ``module:attr.path``; raises ``PermissionError``/``ImportError``."""
-    module, _, attr = target.partition(":")
-    if not settings.module_allowed(module):
-        raise PermissionError(_not_allowed(module, "callable", settings))
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{target} is not callable")
-    return obj
-
-
 def callable_problem(target: str, settings: IflowSettings) -> str | None:
     """None when ``target`` may be called; otherwise what is wrong and how to fix it."""
+    from iflow_airflow.operators.targets import check_callable_target
+
     try:
-        resolve_target(target, settings)
-    except PermissionError as exc:
-        return str(exc)
-    except ImportError as exc:
-        return f"cannot import {target.partition(':')[0]!r}: {exc}"
-    except AttributeError:
-        return f"{target.partition(':')[0]!r} has no attribute {target.partition(':')[2]!r}"
-    except TypeError as exc:
-        return str(exc)
-    except Exception as exc:  # an allowed module that fails on import must not crash the loader
-        return f"importing {target!r} failed: {type(exc).__name__}: {exc}"
-    return None
+        return check_callable_target(target, settings)
+    except Exception as exc:  # an allowed module that fails oddly must not crash the loader
+        return f"checking {target!r} failed: {type(exc).__name__}: {exc}"
 
 
 def custom_kinds() -> dict[str, str]:
@@ -73,5 +46,7 @@ def operator_problem(name: str, settings: IflowSettings) -> str | None:
         return f"unknown operator kind {name!r}; known kinds: {', '.join(known)}"
     module = kinds[name].partition(":")[0]
     if not settings.module_allowed(module):
-        return _not_allowed(module, f"operator kind {name!r}:", settings)
+        from iflow_airflow.operators.allowlist import not_allowed_message
+
+        return not_allowed_message(module, settings, f"operator kind {name!r}")
     return None

@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from iflow_airflow import yaml_source
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
-from iflow_airflow.models import WorkflowFile
-from iflow_airflow.plan import make_plan
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
-from iflow_airflow.validate import repaired, validate
+
+if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
+    from iflow_airflow.models import WorkflowFile
+    from iflow_airflow.plan_cache import PlanCache
 
 DEFAULTS_NAME = "iflow.defaults.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -33,6 +34,7 @@ class Compiled:
     display: str
     plan: WorkflowPlan | None = None
     error: WorkflowFileError | None = None
+    locate: Any = None  # key path -> (file, line, column), through the defaults chain
 
     @property
     def ok(self) -> bool:
@@ -144,13 +146,16 @@ def _task_lines(doc: yaml_source.YamlDocument) -> dict[int, int]:
 
 
 def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument | WorkflowFileError],
-                     settings: IflowSettings) -> WorkflowPlan:
-    """Merge, validate and plan one parsed workflow file."""
+                     settings: IflowSettings, located: Compiled | None = None) -> WorkflowPlan:
+    """Merge, validate and plan one parsed workflow file (``located`` receives the locator)."""
+    from iflow_airflow.plan import make_plan
+    from iflow_airflow.validate import repaired, validate
+
     broken = [d for d in defaults if isinstance(d, WorkflowFileError)]
     if broken:
         problems = [p for b in broken for p in b.problems]
-        raise WorkflowFileError(doc.file, [Problem(doc.file, f"inherited defaults file is invalid: {p}", p.path,
-                                                   None, None, None, "defaults") for p in problems])
+        raise WorkflowFileError(doc.file, [Problem(p.file, p.message, p.path,
+                                                   p.line, p.column, p.expected, "defaults") for p in problems])
     good = [d for d in defaults if isinstance(d, yaml_source.YamlDocument)]
     if not isinstance(doc.data, dict) or not isinstance(doc.data.get("workflow"), dict):
         got = type(doc.data.get("workflow")).__name__ if isinstance(doc.data, dict) else type(doc.data).__name__
@@ -163,6 +168,8 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
             data = deep_merge(data, d.data)
     data = deep_merge(data, doc.data)
     locate = _locator(doc, good)
+    if located is not None:
+        located.locate = locate
     plan_args = dict(file=doc.file, source_text=doc.text, locate=locate, settings=settings,
                      task_lines=_task_lines(doc))
     try:
@@ -194,33 +201,74 @@ def iter_yaml_files(root: Path) -> Iterator[Path]:
             yield path
 
 
+def _cached_plan(cache: PlanCache, display: str, raw: bytes, defaults: Sequence[Any],
+                 settings: IflowSettings) -> tuple[str | None, WorkflowPlan | None]:
+    """(key, plan) from the plan cache; any failure of the cache is a miss."""
+    try:
+        key = cache.key(display, raw, defaults, settings)
+        return key, (cache.get(key) if key else None)
+    except Exception:
+        return None, None
+
+
+def _deferred_locator(display: str, text: str, defaults: Sequence[Any]):
+    """The locator ``compile_document`` would have made, built only if a cross-file check needs it."""
+    made: list = []
+
+    def locate(path: Sequence[PathPart]) -> tuple[str, int | None, int | None]:
+        if not made:
+            good = [d for d in defaults if isinstance(d, yaml_source.YamlDocument)]
+            made.append(_locator(yaml_source.parse(display, text), good))
+        return made[0](path)
+    return locate
+
+
 def compile_file(path: Path, *, root: Path | None = None, settings: IflowSettings | None = None,
-                 chain: DefaultsChain | None = None, explicit: bool = False) -> Compiled | None:
-    """Compile one file; None when it is not an iflow file (and ``explicit`` is false)."""
+                 chain: DefaultsChain | None = None, explicit: bool = False,
+                 cache: PlanCache | None = None) -> Compiled | None:
+    """Compile one file; None when it is not an iflow file (and ``explicit`` is false).
+
+    With a ``cache`` (the DAG loader's ``[iflow] plan_cache``) the plan of an unchanged
+    file is reused, and a newly compiled one is stored (see ``plan_cache``).
+    """
     settings = settings or IflowSettings.from_config()
     chain = chain or DefaultsChain(root, settings)
     display = _display(path, root)
+    compiled = Compiled(path, display)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return Compiled(path, display, error=WorkflowFileError(display, [Problem(
-            display, f"cannot read file: {exc.strerror}", code="io")]))
+        compiled.error = WorkflowFileError(display, [Problem(display, f"cannot read file: {exc.strerror}",
+                                                             code="io")])
+        return compiled
     if not explicit and not yaml_source.looks_like_workflow(raw):
         return None
+    key = None
     try:
+        if cache is not None:
+            defaults = chain.for_file(path)
+            key, cached = _cached_plan(cache, display, raw, defaults, settings)
+            if cached is not None:
+                compiled.plan = cached
+                compiled.locate = _deferred_locator(display, cached.source_text, defaults)
+                return compiled
         doc = yaml_source.parse(display, yaml_source.decode(display, raw, settings.max_file_bytes))
-        if not explicit and not (isinstance(doc.data, dict) and "workflow" in doc.data):
-            return None  # e.g. `workflow:` inside a block scalar of some other YAML file
+        if not explicit and not (isinstance(doc.data, dict) and "workflow" in doc.data
+                                 and isinstance(doc.data["workflow"], (dict, type(None)))):
+            return None  # SPEC §1: only a top-level `workflow:` mapping makes an iflow file
         if doc.data is None:
             raise WorkflowFileError(display, [Problem(display, "the file is empty", (), None, None,
                                                       "a mapping with a `workflow:` block", "empty")])
-        return Compiled(path, display, plan=compile_document(doc, chain.for_file(path), settings))
+        compiled.plan = compile_document(doc, chain.for_file(path), settings, located=compiled)
+        if key is not None:
+            cache.put(key, compiled.plan)
     except WorkflowFileError as exc:
-        return Compiled(path, display, error=exc)
+        compiled.error = exc
     except Exception as exc:  # a bug of ours must not take other workflows down: it is this file's error
-        return Compiled(path, display, error=WorkflowFileError(display, [Problem(
+        compiled.error = WorkflowFileError(display, [Problem(
             display, f"internal error while reading this file: {type(exc).__name__}: {exc}", (), None, None,
-            "please report it with the file", "internal")]))
+            "please report it with the file", "internal")])
+    return compiled
 
 
 def check_across_files(results: list[Compiled]) -> None:
@@ -237,8 +285,9 @@ def check_across_files(results: list[Compiled]) -> None:
     for name, sizes in declared.items():
         if len(sizes) < 2:
             continue
+        ordered = sorted(sizes.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))
         summary = "; ".join(f"slots={s}{f', max_slots={m}' if m else ''} in "
-                            + ", ".join(sorted({c.display for c in cs})) for (s, m), cs in sorted(sizes.items()))
+                            + ", ".join(sorted({c.display for c in cs})) for (s, m), cs in ordered)
         for cs in sizes.values():
             for c in cs:
                 extra.setdefault(id(c), []).append(Problem(
@@ -254,19 +303,19 @@ def check_across_files(results: list[Compiled]) -> None:
         if id(r) in extra:
             assert r.plan is not None
             problems = extra[id(r)]
-            for i, prob in enumerate(problems):  # locate in the file's own text
-                doc = yaml_source.parse(r.display, r.plan.source_text)
-                hit = doc.locate(prob.path)
-                if hit:
-                    problems[i] = Problem(prob.file, prob.message, prob.path, hit[0], hit[1], prob.expected, prob.code)
+            if r.locate is not None:  # in the file's own text, or the defaults file that declared it
+                for i, prob in enumerate(problems):
+                    where, line, col = r.locate(prob.path)
+                    problems[i] = Problem(where, prob.message, prob.path, line, col, prob.expected, prob.code)
             r.error, r.plan = WorkflowFileError(r.display, problems), None
 
 
-def compile_folder(root: Path, settings: IflowSettings | None = None) -> list[Compiled]:
+def compile_folder(root: Path, settings: IflowSettings | None = None,
+                   cache: PlanCache | None = None) -> list[Compiled]:
     """Every iflow file under ``root`` (dags folder), with cross-file checks applied."""
     settings = settings or IflowSettings.from_config()
     chain = DefaultsChain(root, settings)
-    results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain)
+    results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
                            for p in iter_yaml_files(root)) if c is not None]
     check_across_files(results)
     return results

@@ -72,10 +72,26 @@ def suggest(key: str, choices: Sequence[str]) -> str | None:
     return match[0] if match else None
 
 
-def _clean(loc: tuple[Any, ...]) -> tuple[PathPart, ...]:
-    """Drop union member tags (``EventsSchedule``, ``str``) from a pydantic location."""
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in _MODEL_NAMES or p in _SCALAR_TAGS
-                                                                 or p.startswith(("literal[", "function-")))))
+def _is_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part in _MODEL_NAMES or part in _SCALAR_TAGS or part == "[key]"
+                                      or part.startswith(("literal[", "function-")))
+
+
+def _clean(loc: tuple[Any, ...], data: Any) -> tuple[PathPart, ...]:
+    """The key path of a pydantic location: union member tags (``EventsSchedule``, ``str``,
+    ``[key]``) are dropped, but only where the data has no such key (a param may be named ``date``)."""
+    out: list[PathPart] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif _is_tag(part):
+            continue
+        else:
+            data = None
+        out.append(part)
+    return tuple(out)
 
 
 def _value_at(data: Any, loc: Sequence[PathPart]) -> Any:
@@ -97,25 +113,27 @@ def _pick_union_branches(errors: list[dict[str, Any]], data: Any) -> list[dict[s
         if tag_at is None:
             kept.append(err)
             continue
-        value = _value_at(data, _clean(loc[:tag_at]))
+        value = _value_at(data, _clean(loc[:tag_at], data))
         tag = loc[tag_at]
         is_mapping_branch = tag in _MODEL_NAMES
         if isinstance(value, dict) == is_mapping_branch:
             kept.append(err)
     # a union where no branch matched the shape (e.g. a list for str|Model): keep one error
+    # and one error per path for scalar branches (date | datetime both failing on one text)
     seen, out = set(), []
     for err in kept or errors:
-        key = _clean(err["loc"])
-        if err["type"] in ("string_type", "model_type", "dict_type") and key in seen:
+        key = _clean(err["loc"], data)
+        scalar_branch = any(isinstance(p, str) and p in _SCALAR_TAGS for p in err["loc"])
+        if key in seen and (scalar_branch or err["type"] in ("string_type", "model_type", "dict_type")):
             continue
         seen.add(key)
         out.append(err)
     return out
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, str | None, tuple[PathPart, ...], str]:
+def _describe(err: dict[str, Any], data: Any) -> tuple[str, str | None, tuple[PathPart, ...], str]:
     """(message, expected, path, code) for one pydantic error."""
-    loc = _clean(err["loc"])
+    loc = _clean(err["loc"], data)
     kind = err["type"]
     got = err.get("input")
     if kind == "extra_forbidden":
@@ -184,7 +202,7 @@ def validate(data: Any, file: str, locate: Locator) -> models.WorkflowFile:
     except ValidationError as exc:
         problems = []
         for err in _pick_union_branches(exc.errors(include_url=False), data):
-            message, expected, path, code = _describe(err)
+            message, expected, path, code = _describe(err, data)
             where, line, col = locate(path)
             problems.append(Problem(where, message, path, line, col, expected, code))
         raise WorkflowFileError(file, problems) from None

@@ -27,6 +27,16 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 # The largest number of values a document may expand to through aliases.
 MAX_EXPANDED_NODES = 200_000
 MAX_DEPTH = 64
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalar tags whose SafeConstructor method returns the value directly (no generator, no recursion).
+_PLAIN_SCALAR_CONSTRUCTORS = {
+    "tag:yaml.org,2002:null": "construct_yaml_null",
+    "tag:yaml.org,2002:bool": "construct_yaml_bool",
+    "tag:yaml.org,2002:int": "construct_yaml_int",
+    "tag:yaml.org,2002:float": "construct_yaml_float",
+    "tag:yaml.org,2002:binary": "construct_yaml_binary",
+    "tag:yaml.org,2002:timestamp": "construct_yaml_timestamp",
+}
 _WORKFLOW_KEY = re.compile(rb"(?m)^[\"']?workflow[\"']?[ \t]*:")
 
 
@@ -80,6 +90,12 @@ class _Builder:
         self.memo: dict[int, tuple[Any, int]] = {}
         self.problems: list[Problem] = []
         self.expanded = 0
+        # Scalars skip ``construct_object``'s generic dispatch, but only for the tags whose
+        # constructor is still PyYAML's own plain (non-generator) safe one: the same call, fewer steps.
+        ctors = loader.yaml_constructors
+        self.plain_str = ctors.get(_STR_TAG) is yaml.constructor.SafeConstructor.construct_yaml_str
+        self.scalar_constructors = {tag: ctors[tag] for tag, name in _PLAIN_SCALAR_CONSTRUCTORS.items()
+                                    if ctors.get(tag) is getattr(yaml.constructor.SafeConstructor, name)}
 
     def problem(self, node: yaml.Node, message: str, path: tuple[PathPart, ...], expected: str | None = None,
                 code: str = "yaml") -> None:
@@ -87,6 +103,8 @@ class _Builder:
         self.problems.append(Problem(self.file, message, path, m.line + 1, m.column + 1, expected, code))
 
     def build(self, node: yaml.Node, path: tuple[PathPart, ...] = (), depth: int = 0) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, depth)
         key = id(node)
         if key in self.memo:  # an alias: shared, but it counts as often as it is used
             value, size = self.memo[key]
@@ -94,23 +112,22 @@ class _Builder:
             return value
         if depth > MAX_DEPTH:
             raise _TooBig(node, f"nesting deeper than {MAX_DEPTH} levels")
-        if isinstance(node, yaml.ScalarNode):
-            value = self.loader.construct_object(node)
-            size = 1
-        elif isinstance(node, yaml.SequenceNode):
+        scalar = yaml.ScalarNode
+        if isinstance(node, yaml.SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
                 self.loader.construct_object(node)  # raises for unknown tags
             value = []
             start = self.expanded
             for i, item in enumerate(node.value):
-                value.append(self.build(item, path + (i,), depth + 1))
+                value.append(self._scalar_at(item, depth + 1, path + (i,)) if isinstance(item, scalar)
+                             else self.build(item, path + (i,), depth + 1))
             size = self.expanded - start + 1
         elif isinstance(node, yaml.MappingNode):
             if node.tag not in ("tag:yaml.org,2002:map",):
                 self.loader.construct_object(node)
             seen: dict[Any, yaml.Node] = {}
             for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                if isinstance(key_node, scalar) and key_node.value != "<<":
                     if key_node.value in seen:
                         prev = seen[key_node.value].start_mark.line + 1
                         self.problem(key_node, f"duplicate key {key_node.value!r} (first given on line {prev})",
@@ -120,16 +137,50 @@ class _Builder:
             value = {}
             start = self.expanded
             for key_node, value_node in node.value:
-                k = self.build(key_node, path, depth + 1)
+                k = (self._scalar(key_node, depth + 1) if isinstance(key_node, scalar)
+                     else self.build(key_node, path, depth + 1))
                 if isinstance(k, (list, dict)):
                     self.problem(key_node, "a key must be a plain value", path, "a name such as `tasks`")
                     continue
-                value[k] = self.build(value_node, path + (k if isinstance(k, (str, int)) else str(k),), depth + 1)
+                value[k] = (self._scalar_at(value_node, depth + 1, path + (k if isinstance(k, (str, int)) else str(k),))
+                            if isinstance(value_node, scalar)
+                            else self.build(value_node, path + (k if isinstance(k, (str, int)) else str(k),),
+                                            depth + 1))
             size = self.expanded - start + 1
         else:  # pragma: no cover - yaml only has three node kinds
             raise TypeError(node)
         self.memo[key] = (value, size)
         self._count(1, node, path)
+        return value
+
+    def _scalar_at(self, node: yaml.ScalarNode, depth: int, path: tuple[PathPart, ...]) -> Any:
+        """``_scalar`` for a value: one that looks like a date but is none (2026-13-01) is a located problem."""
+        try:
+            return self._scalar(node, depth)
+        except (ValueError, OverflowError) as exc:
+            self.problem(node, f"invalid value {node.value!r}: {exc}", path,
+                         "a real date (YYYY-MM-DD), or quote the value to make it text", code="yaml_value")
+            return None
+
+    def _scalar(self, node: yaml.ScalarNode, depth: int) -> Any:
+        """``build`` for a scalar (which needs no key path): the same value, checks and counting."""
+        key = id(node)
+        hit = self.memo.get(key)
+        if hit is not None:  # an alias: counts as often as it is used
+            self._count(hit[1], node, ())
+            return hit[0]
+        if depth > MAX_DEPTH:
+            raise _TooBig(node, f"nesting deeper than {MAX_DEPTH} levels")
+        tag = node.tag
+        if tag == _STR_TAG and self.plain_str:
+            value = node.value  # what SafeConstructor.construct_yaml_str returns for a scalar node
+        else:
+            ctor = self.scalar_constructors.get(tag)
+            value = ctor(self.loader, node) if ctor is not None else self.loader.construct_object(node)
+        self.memo[key] = (value, 1)
+        self.expanded += 1
+        if self.expanded > MAX_EXPANDED_NODES:
+            self._count(0, node, ())  # raises
         return value
 
     def _count(self, size: int, node: yaml.Node, path: tuple[PathPart, ...]) -> None:
