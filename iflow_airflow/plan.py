@@ -279,8 +279,11 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
     for t in order:
         r = resolved[t]
         f, (level, level_name) = r["fields"], r["level"]
-        w = priorities.weight(level, critical_path=crit[t], mode=orch.mode,
-                              conflict_resolution=coord.conflict_resolution, dag_id=flow.name, task_id=t)
+        if sched.strategy == "round_robin":  # SPEC §3: "in turn with equal weights"
+            w = priorities.level_of_name(priorities.DEFAULT_PRIORITY, sched.priority_levels) * priorities.LEVEL_SPAN
+        else:
+            w = priorities.weight(level, critical_path=crit[t], mode=orch.mode,
+                                  conflict_resolution=coord.conflict_resolution, dag_id=flow.name, task_id=t)
         backoff = (f.get("retry_backoff") or orch.retry_backoff) == "exponential"
         timeout = f.get("timeout", orch.task_timeout)
         action = r["action"]
