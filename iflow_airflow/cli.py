@@ -27,10 +27,10 @@ def find_root(path: Path) -> Path:
 
 
 def _summary(c: Compiled) -> str:
-    if c.plan is None:
-        assert c.error is not None
+    if c.error is not None:
         n = len(c.error.problems)
         return f"FAIL {c.display}: {n} problem{'s' if n != 1 else ''}"
+    assert c.plan is not None
     p = c.plan
     return (f"OK   {c.display}: workflow {p.dag_id}, {len(p.tasks)} tasks, {len(p.resources)} resources, "
             f"{len(p.conflicts)} conflicts")

@@ -40,7 +40,12 @@ class DesiredPool:
 
 
 def desired_pools(results: Iterable[Compiled]) -> dict[str, DesiredPool]:
-    """Pools that valid workflows need (a file with errors has no DAG, so it asks for nothing)."""
+    """Pools that the workflows with a DAG need (a file without a plan asks for nothing).
+
+    Files that declare one resource with different sizes are an error on each of
+    them (``compiler.check_across_files``); until they agree the pool takes the
+    smallest declared size, so no declaration's limit is ever exceeded.
+    """
     found: dict[str, DesiredPool] = {}
     for c in results:
         if c.plan is None:
@@ -48,7 +53,11 @@ def desired_pools(results: Iterable[Compiled]) -> dict[str, DesiredPool]:
         for r in c.plan.resources.values():
             prev = found.get(r.pool)
             workflows = tuple(sorted({*(prev.workflows if prev else ()), c.plan.dag_id}))
-            found[r.pool] = DesiredPool(r.pool, r.name, r.slots, r.max_slots, r.description or "shared resource",
+            slots = min(r.slots, prev.slots) if prev else r.slots
+            ceiling = r.max_slots if prev is None else (
+                None if prev.max_slots is None or r.max_slots is None else min(prev.max_slots, r.max_slots))
+            found[r.pool] = DesiredPool(r.pool, r.name, slots, ceiling,
+                                        (prev.description if prev else None) or r.description or "shared resource",
                                         workflows)
     return found
 

@@ -1,0 +1,52 @@
+"""Resources -> desired pools, and resource-size conflicts between files (SPEC §3, issue 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from iflow_airflow.compiler import compile_folder
+from iflow_airflow.pools import MANAGED_MARK, desired_pools
+from iflow_airflow.settings import IflowSettings
+
+SETTINGS = IflowSettings()
+
+
+def _wf(name: str, resources: str, task_resource: str) -> str:
+    return (f"resources: {resources}\nworkflow:\n  name: {name}\n  tasks:\n"
+            f"    - {{id: t, resource: {task_resource}, command: 'true'}}\n")
+
+
+def test_each_resource_is_one_pool_shared_by_every_workflow(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(_wf("a", "{db: 1, gpu: {slots: 2, max_slots: 4, description: cards}}", "db"))
+    (tmp_path / "b.yaml").write_text(_wf("b", "{db: 1}", "db"))
+    pools = desired_pools(compile_folder(tmp_path, SETTINGS))
+    assert set(pools) == {"iflow_db", "iflow_gpu"}
+    assert (pools["iflow_db"].slots, pools["iflow_db"].workflows) == (1, ("a", "b"))
+    assert (pools["iflow_gpu"].slots, pools["iflow_gpu"].max_slots) == (2, 4)
+    assert pools["iflow_gpu"].pool_description == f"{MANAGED_MARK} resource gpu: cards"
+
+
+def test_size_conflict_is_an_error_on_both_files_but_takes_no_workflow_down(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(_wf("a", "{db: 1}", "db"))
+    (tmp_path / "b.yaml").write_text(_wf("b", "{db: 3}", "db"))
+    results = {c.display: c for c in compile_folder(tmp_path, SETTINGS)}
+    for name in ("a.yaml", "b.yaml"):
+        c = results[name]
+        assert c.plan is not None and not c.ok
+        [problem] = c.error.problems
+        assert (problem.code, problem.key_path, problem.line) == ("resource_conflict", "resources.db", 1)
+        assert "slots=1 in a.yaml; slots=3 in b.yaml" in problem.message
+    assert desired_pools(results.values())["iflow_db"].slots == 1  # the smallest size until they agree
+
+
+def test_a_file_without_a_plan_asks_for_no_pool(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(_wf("a", "{db: 1}", "dbx"))  # unknown resource: no plan
+    assert desired_pools(compile_folder(tmp_path, SETTINGS)) == {}
+
+
+def test_duplicate_workflow_name_gets_no_second_dag(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(_wf("same", "{db: 1}", "db"))
+    (tmp_path / "b.yaml").write_text(_wf("same", "{db: 1}", "db"))
+    results = {c.display: c for c in compile_folder(tmp_path, SETTINGS)}
+    assert results["a.yaml"].ok
+    assert results["b.yaml"].plan is None and results["b.yaml"].error.problems[0].code == "duplicate_workflow"
