@@ -38,7 +38,8 @@ class Compiled:
 
     @property
     def ok(self) -> bool:
-        return self.plan is not None
+        """Valid with no problem at all (a file in a resource-size conflict has a plan *and* an error)."""
+        return self.plan is not None and self.error is None
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +273,14 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
 
 
 def check_across_files(results: list[Compiled]) -> None:
-    """Cross-file rules, reported on every file involved: resource sizes and workflow names."""
+    """Cross-file rules, reported on every file involved: resource sizes and workflow names.
+
+    A workflow whose name another file already uses gets no DAG. Files that
+    give one resource different sizes keep their DAGs (a new file must not take
+    running workflows down); the conflict is an error on every file involved,
+    and the pool takes the smallest declared size until they agree
+    (``pools.desired_pools``).
+    """
     declared: dict[str, dict[tuple[int, int | None], list[Compiled]]] = {}
     names: dict[str, list[Compiled]] = {}
     for r in results:
@@ -282,6 +290,7 @@ def check_across_files(results: list[Compiled]) -> None:
         for res in r.plan.resources.values():
             declared.setdefault(res.name, {}).setdefault((res.slots, res.max_slots), []).append(r)
     extra: dict[int, list[Problem]] = {}
+    lose_dag: set[int] = set()
     for name, sizes in declared.items():
         if len(sizes) < 2:
             continue
@@ -296,6 +305,7 @@ def check_across_files(results: list[Compiled]) -> None:
                     "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
     for dag_id, owners in names.items():
         for c in owners[1:]:
+            lose_dag.add(id(c))
             extra.setdefault(id(c), []).append(Problem(
                 c.display, f"workflow name {dag_id!r} is already used by {owners[0].display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
@@ -307,7 +317,9 @@ def check_across_files(results: list[Compiled]) -> None:
                 for i, prob in enumerate(problems):
                     where, line, col = r.locate(prob.path)
                     problems[i] = Problem(where, prob.message, prob.path, line, col, prob.expected, prob.code)
-            r.error, r.plan = WorkflowFileError(r.display, problems), None
+            r.error = WorkflowFileError(r.display, problems)
+            if id(r) in lose_dag:
+                r.plan = None
 
 
 def compile_folder(root: Path, settings: IflowSettings | None = None,
