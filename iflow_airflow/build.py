@@ -16,6 +16,7 @@ from iflow_airflow.plan_types import (
     CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, Schedule,
     WaitAction, WorkflowPlan,
 )
+from iflow_airflow import registry
 from iflow_airflow.settings import IflowSettings
 
 IFLOW_TAG = "iflow"
@@ -113,6 +114,7 @@ def make_operator(t: PlannedTask, settings: IflowSettings) -> BaseOperator:
 def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
     """One DAG for one plan; tasks are added in topological order."""
     settings = settings or IflowSettings.from_config()
+    registry.register(plan)  # the listeners find the workflow's alert settings here
     params = {
         name: Param(p.default, **{k: v for k, v in (("type", p.type), ("description", p.description),
                                                     ("enum", list(p.enum) if p.enum is not None else None))

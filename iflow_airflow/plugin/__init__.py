@@ -2,15 +2,34 @@
 
 Installing the package is enough: Airflow loads entry-point plugins in every
 component. ``plugins/`` in the repo therefore registers nothing itself.
+
+* ``listeners``: ``lifecycle`` starts the resource keeper in the scheduler;
+  ``task_events`` (worker) and ``dagrun_events`` (scheduler) log, measure and
+  alert (see ``docs/monitoring.md``).
+* ``fastapi_apps``: the iflow page and its JSON API at ``/iflow`` on the
+  api-server (built on first request, so other components never import it);
+  ``external_views``: its entry in the Airflow UI's navigation.
 """
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from iflow_airflow.listeners import lifecycle
+from iflow_airflow.listeners import dagrun_events, lifecycle, task_events
+from iflow_airflow.plugin.lazy import LazyApp
+
+URL_PREFIX = "/iflow"
 
 
 class IflowPlugin(AirflowPlugin):
     name = "iflow"
-    listeners = [lifecycle]
+    listeners = [lifecycle, task_events, dagrun_events]
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "iflow workflows"}]
+    external_views = [{
+        "name": "iflow",
+        "href": f"{URL_PREFIX}/",
+        "destination": "nav",
+        "url_route": "iflow",
+        "nav_top_level": True,
+        "icon": f"{URL_PREFIX}/static/icon.svg",
+    }]

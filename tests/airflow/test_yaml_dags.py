@@ -19,7 +19,7 @@ pytestmark = pytest.mark.airflow
 INSPECT = textwrap.dedent('''
     import json, os, sys
     from airflow.dag_processing.dagbag import DagBag
-    folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
+    folder = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], sys.argv[1])
     bag = DagBag(dag_folder=folder, bundle_path=folder)
     out = {"errors": {k: v for k, v in bag.import_errors.items()}, "dags": {}}
     for dag_id, dag in bag.dags.items():
@@ -39,21 +39,25 @@ INSPECT = textwrap.dedent('''
 ''')
 
 
+SUB = "repo_dags"  # the session's dags folder is shared: each loader keeps to its own subfolder
+
+
 @pytest.fixture(scope="module")
 def iflow_folder(airflow_env):
     """The repo's dags/ (loader + examples), the seed example as shipped, a broken and a foreign YAML file."""
+    (airflow_env.dags_folder / SUB).mkdir(exist_ok=True)
     for item in (REPO / "dags").iterdir():
-        shutil.copy(item, airflow_env.dags_folder / item.name)
+        shutil.copy(item, airflow_env.dags_folder / SUB / item.name)
     if SHARED_SEED.exists():
-        shutil.copy(SHARED_SEED, airflow_env.dags_folder / "full_stack_development.yaml")
-    airflow_env.write_file("teams/broken.yaml", "workflow:\n  name: broken\n  tasks:\n    - id: a\n"
-                                                "      dependencies: [b]\n")
-    airflow_env.write_file("teams/not_iflow.yaml", "kind: ConfigMap\nmetadata: {name: x}\n")
+        shutil.copy(SHARED_SEED, airflow_env.dags_folder / SUB / "full_stack_development.yaml")
+    airflow_env.write_file(f"{SUB}/teams/broken.yaml", "workflow:\n  name: broken\n  tasks:\n    - id: a\n"
+                                                       "      dependencies: [b]\n")
+    airflow_env.write_file(f"{SUB}/teams/not_iflow.yaml", "kind: ConfigMap\nmetadata: {name: x}\n")
     return airflow_env
 
 
 def _inspect(env) -> dict:
-    proc = env.run([sys.executable, "-c", INSPECT], extra_env=ALLOW)
+    proc = env.run([sys.executable, "-c", INSPECT, SUB], extra_env=ALLOW)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.split("JSON", 1)[1])
 

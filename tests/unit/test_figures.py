@@ -88,6 +88,7 @@ def test_workflow_figures_on_fixed_rows():
         "done": 1, "total": 4, "progress": 0.25, "running": 1, "failed": 0,
         "states": {"none": 1, "running": 1, "scheduled": 1, "success": 1},
     }]
+    assert f["latest_run"] == f["in_progress"][0]  # r3 is the newest run
     assert f["completion_rate"] == 0.5  # r1 success, r2 failed
     # queued->start: r1 2,1,4,4  r2 1,1,2  r3 2,4 -> sorted 1,1,1,2,2,2,4,4,4
     assert f["scheduling_latency"] == {"count": 9, "p50": 2.0, "p95": 4.0, "max": 4.0}
@@ -106,7 +107,7 @@ def test_workflow_figures_on_fixed_rows():
 def test_workflow_figures_without_runs():
     f = workflow_figures("empty", [], [], now=NOW)
     assert f["completion_rate"] is None
-    assert f["in_progress"] == []
+    assert f["in_progress"] == [] and f["latest_run"] is None
     assert f["scheduling_latency"] == {"count": 0, "p50": None, "p95": None, "max": None}
     assert f["throughput_per_min"] is None
     assert f["total_time"] == {"last": None, "mean": None}

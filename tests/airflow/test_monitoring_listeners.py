@@ -1,0 +1,210 @@
+"""The monitoring listeners inside dag.test(): log lines, StatsD metrics, webhook alerts.
+
+Everything is real: the workflow YAML is loaded by the iflow loader from the dags
+folder, the plugin's listeners fire in-process, metrics go to a StatsD UDP socket
+opened by the test, alerts are POSTed to an http.server receiver on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+# The words "airflow" and "dag" must appear (DagBag safe mode); own folder, own loader.
+LOADER = '"""iflow loader: one Airflow DAG per workflow file here."""\n' \
+         "from iflow_airflow.importer import load_workflows\n\nload_workflows(globals())\n"
+
+
+class Receiver:
+    def __init__(self):
+        self.bodies: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class StatsdSink:
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+
+    def drain(self) -> list[str]:
+        out = []
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return out
+            out.extend(data.decode().splitlines())
+
+
+PLAIN_DAG = textwrap.dedent("""
+    import pendulum
+    from airflow.sdk import DAG
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    with DAG("plain_dag_unmonitored", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        BashOperator(task_id="fails", bash_command="exit 1", retries=0)
+    """)
+
+
+@pytest.fixture(scope="module")
+def monitored(airflow_env):
+    """Both DAGs run in ONE dag.test subprocess (Airflow's start-up costs seconds)."""
+    rx, statsd = Receiver(), StatsdSink()
+    try:
+        airflow_env.write_file("monitoring/iflow_dags.py", LOADER)
+        airflow_env.write_file("monitoring/monitored.yaml", textwrap.dedent(f"""
+            orchestration: {{retry_attempts: 0}}
+            workflow:
+              name: monitored_wf
+              alerts:
+                webhook: {rx.url}
+                events: [task_failed, run_failed, task_retry]
+              tasks:
+                - id: prepare
+                  command: echo prepared
+                - id: boom
+                  dependencies: [prepare]
+                  retries: 1
+                  retry_delay: 1
+                  command: echo "about to fail"; exit 3
+            """))
+        airflow_env.write_file("monitoring_plain/plain_dag_unmonitored.py", PLAIN_DAG)
+        result = airflow_env.run_dag_tests(
+            [{"dag_id": "monitored_wf"}, {"dag_id": "plain_dag_unmonitored"}],
+            extra_env={
+                "AIRFLOW__METRICS__STATSD_ON": "True",
+                "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+                "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+                "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+            })
+        packets = statsd.drain()
+    finally:
+        rx.close()
+    runs = {r["dag_id"]: r for r in result["runs"]}
+    for r in runs.values():
+        assert not r["error"], f"{r['error']}\n{result['output'][-6000:]}"
+    return {"runs": runs, "output": result["output"], "bodies": rx.bodies, "packets": packets}
+
+
+@pytest.mark.airflow
+def test_failing_task_alerts_logs_and_measures(monitored):
+    run = monitored["runs"]["monitored_wf"]
+    rx_bodies, packets = monitored["bodies"], monitored["packets"]
+    out = monitored["output"]
+    assert run["state"] == "failed", out[-4000:]
+    assert run["tasks"]["prepare"]["state"] == "success"
+    assert run["tasks"]["boom"] == {"state": "failed", "try_number": 2}
+
+    # webhook: the retry (try 1), the final failure (try 2), the run
+    events = [(b["event"], b["task"], b["try_number"]) for b in rx_bodies]
+    assert events == [("task_retry", "boom", 1), ("task_failed", "boom", 2), ("run_failed", None, None)], rx_bodies
+    final = rx_bodies[1]
+    assert final["workflow"] == "monitored_wf" and final["run_id"] == run["run_id"]
+    assert final["error"].startswith("AirflowException: command of task 'boom' failed with exit code 3")
+    assert final["max_tries"] == 1
+    assert rx_bodies[2]["failed_tasks"] == ["boom"]
+    assert rx_bodies[2]["error"] == "run failed: task_failure"
+
+    # one structured line per event
+    def lines(event):
+        return [ln for ln in out.splitlines() if f"iflow event={event} " in ln]
+
+    assert len(lines("task_running")) == 3  # prepare, boom try 1, boom try 2
+    assert len(lines("task_success")) == 1 and "task=prepare" in lines("task_success")[0]
+    assert len(lines("task_retry")) == 1 and "try_number=1" in lines("task_retry")[0]
+    [failed] = lines("task_failed")
+    assert f"workflow=monitored_wf run_id={run['run_id']} task=boom try_number=2 max_tries=1" in failed
+    assert "error=\"AirflowException: command of task 'boom' failed with exit code 3" in failed
+    # (no run_running here: dag.test() creates the run already running; the e2e test sees it)
+    [run_failed] = lines("run_failed")
+    assert "failed_tasks=boom reason=task_failure" in run_failed
+
+    # metrics, through Airflow's StatsD logger: tagged name and per-workflow name
+    names = {p.split(":")[0] for p in packets}
+    for stat in ("task.running", "task.success", "task.retry", "task.failed", "run.failed", "alert.delivered"):
+        assert f"airflow.iflow.{stat}" in names, sorted(names)
+        assert f"airflow.iflow.{stat}.monitored_wf" in names, sorted(names)
+    assert "airflow.iflow.task.failed.monitored_wf:1|c" in packets
+    assert any(p.startswith("airflow.iflow.run.duration.monitored_wf:") and p.endswith("|ms") for p in packets)
+    # (queue latency needs an executor's queued time: checked on a real scheduler in tests/e2e)
+
+
+@pytest.mark.airflow
+def test_other_dags_are_left_alone(monitored):
+    run = monitored["runs"]["plain_dag_unmonitored"]
+    assert run["state"] == "failed"
+    assert "workflow=plain_dag_unmonitored" not in monitored["output"]
+    assert [b for b in monitored["bodies"] if b["workflow"] == "plain_dag_unmonitored"] == []
+    assert [p for p in monitored["packets"] if "iflow" in p and "plain_dag_unmonitored" in p] == []
+    # only monitored_wf's events reached the iflow metrics
+    assert {p.split(":")[0] for p in monitored["packets"] if p.startswith("airflow.iflow.run.failed.")} == {
+        "airflow.iflow.run.failed.monitored_wf"}
+
+
+SUMMARY_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from airflow.utils.session import create_session
+    from iflow_airflow.summary import workflows_summary, workflow_detail
+
+    with create_session() as session:
+        out = {
+            "all": workflows_summary(session),
+            "none_allowed": workflows_summary(session, dag_ids=[]),
+            "detail": workflow_detail(session, "monitored_wf"),
+            "unknown": workflow_detail(session, "plain_dag_unmonitored"),
+        }
+    print("SUMMARY-JSON " + json.dumps(out, default=str))
+    ''')
+
+
+@pytest.mark.airflow
+def test_summary_reads_the_metadata_database(monitored, airflow_env):
+    """workflows_summary(session) on the rows dag.test() left in the database."""
+    airflow_env.write_file("../summary_probe.py", SUMMARY_SCRIPT)
+    import sys
+
+    proc = airflow_env.run([sys.executable, str(airflow_env.home / "summary_probe.py")])
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("SUMMARY-JSON ")), None)
+    assert line, (proc.stdout + proc.stderr)[-6000:]
+    out = json.loads(line[len("SUMMARY-JSON "):])
+    run = monitored["runs"]["monitored_wf"]
+
+    wf = next(w for w in out["all"]["workflows"] if w["name"] == "monitored_wf")
+    assert "plain_dag_unmonitored" not in [w["name"] for w in out["all"]["workflows"]]  # not an iflow DAG
+    assert wf["runs"] == {"total": 1, "by_state": {"failed": 1}}
+    assert wf["completion_rate"] == 0.0
+    assert wf["latest_run"]["run_id"] == run["run_id"]
+    assert (wf["latest_run"]["done"], wf["latest_run"]["total"], wf["latest_run"]["failed"]) == (2, 2, 1)
+    assert wf["retries"] == 1  # boom: try 2
+    assert wf["planned_tasks"] == 2
+    assert wf["sync_delay"]["count"] == 1  # boom after prepare
+    assert [(b["task_id"], b["state"], b["try_number"]) for b in wf["timeline"]["bars"]] == [
+        ("prepare", "success", 1), ("boom", "failed", 2)]
+    assert out["none_allowed"]["workflows"] == []
+    assert [r["run_id"] for r in out["detail"]["recent_runs"]] == [run["run_id"]]
+    assert [t["task_id"] for t in out["detail"]["tasks"]] == ["prepare", "boom"]
+    assert out["unknown"] is None
