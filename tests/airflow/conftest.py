@@ -207,7 +207,8 @@ def _clean_environ() -> dict[str, str]:
     """The pytest process's environment without any Airflow settings that could leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    # No repo root on PYTHONPATH: the package is installed (editable), and the source tree's
+    # iflow_airflow.egg-info would be a second copy of the plugin's entry point.
     return env
 
 

@@ -367,8 +367,8 @@ class AirflowDeployment:
         env.update(self.extra_env)
         bin_dir = str(_airflow_bin_dir())
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
-        # The working tree's iflow_airflow wins over an installed copy.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        # No repo root on PYTHONPATH: the package is installed (editable, `make setup`), and the
+        # source tree's iflow_airflow.egg-info would register the plugin's entry point twice.
         env["PYTHONUNBUFFERED"] = "1"
         env["NO_COLOR"] = "1"
         env[_MARKER] = self.marker
