@@ -1,4 +1,5 @@
-"""``iflow-airflow``: validate, explain and describe workflow files without running Airflow."""
+"""``iflow-airflow``: validate, explain and describe workflow files without running Airflow;
+run and resume deployed workflows on a running Airflow (REST API v2)."""
 
 from __future__ import annotations
 
@@ -148,6 +149,77 @@ def cmd_sync_pools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _conf(pairs: Sequence[str]) -> dict[str, object]:
+    """``key=value`` pairs -> run conf; a value that is valid JSON (number, true, list ...) is taken as JSON."""
+    conf: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--conf {pair!r}: expected key=value")
+        try:
+            conf[key] = json.loads(value)
+        except ValueError:
+            conf[key] = value
+    return conf
+
+
+def _client(args: argparse.Namespace):
+    from iflow_airflow.client import AirflowRestClient
+
+    return AirflowRestClient.from_env(args.url, args.user, args.password)
+
+
+def _wait(client, dag_id: str, run_id: str, timeout: float | None) -> int:
+    from iflow_airflow.progress import ProgressLine
+
+    bar = ProgressLine()
+    try:
+        run = client.wait_for_run(dag_id, run_id, timeout=timeout, on_change=bar.update)
+    finally:
+        bar.finish()
+    print(f"run {run_id} of {dag_id}: {run['state']}")
+    return 0 if run["state"] == "success" else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Trigger WORKFLOW on a running Airflow (REST API v2); with --wait, show progress and exit 0/1."""
+    from iflow_airflow.client import AirflowApiError
+
+    try:
+        conf = _conf(args.conf)
+        with _client(args) as client:
+            client.require_dag(args.workflow)
+            run_id = client.trigger(args.workflow, conf)
+            print(f"triggered {args.workflow}: run {run_id}")
+            return _wait(client, args.workflow, run_id, args.timeout) if args.wait else 0
+    except (AirflowApiError, ValueError) as exc:
+        print(f"iflow-airflow run: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Re-run the failed tasks of a run (default: the latest failed run) and what depends on them."""
+    from iflow_airflow.client import AirflowApiError
+
+    try:
+        with _client(args) as client:
+            run_id, cleared = client.resume(args.workflow, args.run_id)
+            print(f"resuming run {run_id} of {args.workflow}: re-running {', '.join(cleared)}")
+            return _wait(client, args.workflow, run_id, args.timeout) if args.wait else 0
+    except AirflowApiError as exc:
+        print(f"iflow-airflow resume: {exc}", file=sys.stderr)
+        return 2
+
+
+def _remote_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--url", help="Airflow's address (default: $IFLOW_AIRFLOW_URL)")
+    cmd.add_argument("--user", help="user name (default: $IFLOW_AIRFLOW_USER)")
+    cmd.add_argument("--password", help="password (default: $IFLOW_AIRFLOW_PASSWORD)")
+    cmd.add_argument("--wait", action="store_true",
+                     help="show progress until the run ends; exit 0 on success, 1 on failure")
+    cmd.add_argument("--timeout", type=float, default=None, help="with --wait: give up after this many seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iflow-airflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync-pools", help="create and resize the pools of every workflow in the dags folder")
     p.add_argument("folder", nargs="?", help="dags folder (default: [core] dags_folder)")
     p.set_defaults(func=cmd_sync_pools)
+    r = sub.add_parser("run", help="trigger a deployed workflow on a running Airflow (REST API v2)")
+    r.add_argument("workflow", help="the workflow name (DAG id)")
+    r.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a run parameter (repeatable)")
+    _remote_options(r)
+    r.set_defaults(func=cmd_run)
+    m = sub.add_parser("resume", help="re-run the failed tasks of a run and what depends on them")
+    m.add_argument("workflow", help="the workflow name (DAG id)")
+    m.add_argument("run_id", nargs="?", help="the run (default: the latest failed run)")
+    _remote_options(m)
+    m.set_defaults(func=cmd_resume)
     return parser
 
 

@@ -13,11 +13,14 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 PRIORITY_NAMES = ("critical", "high", "medium", "low", "lowest")
 ALERT_EVENTS = ("task_failed", "run_failed", "resource_saturated", "task_retry")
+BUILTIN_STRATEGIES = ("round_robin", "priority_based", "load_balanced")
+BUILTIN_RESOLVERS = ("priority", "timestamp", "random")
 TRIGGER_RULES = (
     "all_success", "all_failed", "all_done", "all_done_min_one_success", "all_skipped", "one_success",
     "one_done", "one_failed", "none_failed", "none_failed_min_one_success", "none_skipped", "always",
@@ -25,6 +28,34 @@ TRIGGER_RULES = (
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200)]
 Seconds = Annotated[float, Field(gt=0, le=30 * 24 * 3600)]
+# A custom extension's name (registered under an entry point group, see extensions.py);
+# registration is checked here, the module allow-list and loading by the plan.
+ExtensionName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200,
+                                     title="registered name")]
+EXTENSION_GROUPS = {"strategy": "iflow_airflow.strategies", "resolver": "iflow_airflow.resolvers",
+                    "monitor": "iflow_airflow.monitors"}
+
+
+def _registered(kind: str, builtins: tuple[str, ...] = ()) -> Any:
+    """An after-validator: a built-in name, or one registered under the kind's entry point group."""
+    def check(value: str) -> str:
+        if value in builtins:
+            return value
+        from importlib.metadata import entry_points
+
+        names = sorted({ep.name for ep in entry_points(group=EXTENSION_GROUPS[kind])} - set(builtins))
+        if value in names:
+            return value
+        import difflib
+
+        near = difflib.get_close_matches(value, [*builtins, *names], n=1)
+        quoted = [repr(n) for n in builtins]
+        builtin_text = f"{', '.join(quoted[:-1])} or {quoted[-1]}, or " if len(quoted) > 1 else ""
+        raise PydanticCustomError("literal_error", "unknown {kind} name", {"kind": kind, "expected": (
+            (f"did you mean {near[0]!r}? " if near else "")
+            + f"{builtin_text}a {kind} registered under the entry point group {EXTENSION_GROUPS[kind]!r} "
+            + f"(registered: {', '.join(names) or 'none'})")})
+    return AfterValidator(check)
 
 
 class _Block(BaseModel):
@@ -48,7 +79,10 @@ class Orchestration(_Block):
 class Scheduling(_Block):
     """How tasks are ordered and spread."""
 
-    strategy: Literal["round_robin", "priority_based", "load_balanced"] = "priority_based"
+    strategy: Annotated[Literal[BUILTIN_STRATEGIES] | ExtensionName,
+                        _registered("strategy", BUILTIN_STRATEGIES)] = Field(
+        "priority_based", description="a built-in strategy, or one registered under the entry point group "
+                                      "iflow_airflow.strategies")
     priority_levels: int = Field(5, ge=1, le=100)
     load_threshold: float = Field(0.8, gt=0, le=1, description="busy share above which a resource is saturated")
     auto_scaling: bool = Field(True, description="grow a saturated resource's pool toward max_slots")
@@ -60,7 +94,10 @@ class Coordination(_Block):
     """How tasks wait for each other and what is kept between them."""
 
     sync_mode: Literal["synchronous", "asynchronous", "event_driven"] = "event_driven"
-    conflict_resolution: Literal["priority", "timestamp", "random"] = "priority"
+    conflict_resolution: Annotated[Literal[BUILTIN_RESOLVERS] | ExtensionName,
+                                   _registered("resolver", BUILTIN_RESOLVERS)] = Field(
+        "priority", description="a built-in rule, or a resolver registered under the entry point group "
+                                "iflow_airflow.resolvers")
     state_persistence: bool = Field(True, description="keep task results (XCom) for dependants")
     communication_timeout: Seconds = Field(60, description="bound of every wait, seconds")
 
@@ -217,6 +254,8 @@ class Workflow(_Block):
     owner: str = "iflow"
     params: dict[str, ParamDecl] = Field(default_factory=dict)
     alerts: Alerts = Field(default_factory=Alerts)
+    monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
+        default_factory=list, description="monitors registered under the entry point group iflow_airflow.monitors")
     tasks: list[Task] = Field(min_length=1)
 
 

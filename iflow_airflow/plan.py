@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import pendulum
 
-from iflow_airflow import code_policy, conflicts, priorities, queues, schedules
+from iflow_airflow import code_policy, conflicts, extensions, priorities, queues, schedules
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.models import PRIORITY_NAMES, Task, TaskFields, WorkflowFile
 from iflow_airflow.plan_types import (
@@ -165,6 +165,100 @@ def _start_date(value: date | datetime, tz: str) -> datetime:
     return pendulum.datetime(value.year, value.month, value.day, tz=zone)
 
 
+class _Extensions:
+    """The workflow's custom strategy, resolver and monitors (extensions.py), checked and located."""
+
+    def __init__(self, wf: WorkflowFile, p: _Problems, settings: IflowSettings):
+        self.wf, self.p, self.settings = wf, p, settings
+        sched, coord = wf.scheduling, wf.coordination
+        self.strategy = self._load("strategy", sched.strategy, ("scheduling", "strategy"))
+        self.resolver = self._load("resolver", coord.conflict_resolution, ("coordination", "conflict_resolution"))
+
+    def _load(self, kind: str, name: str, path: tuple[PathPart, ...]) -> Any:
+        if extensions.is_builtin(kind, name):
+            return None
+        try:  # registration was checked by the models; here: allowed modules, loading, type
+            return extensions.load(kind, name, self.settings)
+        except extensions.ExtensionError as exc:
+            self.p.add(path, str(exc), code="extension")
+            return None
+
+    def monitors(self) -> list[str]:
+        names: list[str] = []
+        for i, name in enumerate(self.wf.workflow.monitors):
+            if name in names:
+                self.p.add(("workflow", "monitors", i), f"monitor {name!r} is listed twice", code="duplicate_monitor")
+            elif self._load("monitor", name, ("workflow", "monitors", i)) is not None:
+                names.append(name)
+        return names
+
+    def _context(self, bonus: dict[str, int]) -> extensions.PlanContext:
+        wf = self.wf
+        return extensions.PlanContext(
+            workflow=wf.workflow.name, mode=wf.orchestration.mode, priority_levels=wf.scheduling.priority_levels,
+            queues=tuple(wf.scheduling.queues), strategy=wf.scheduling.strategy,
+            conflict_resolution=wf.coordination.conflict_resolution, resolver_bonus=dict(bonus))
+
+    def _fail(self, kind: str, what: str, exc: BaseException) -> None:
+        path = ("scheduling", "strategy") if kind == "strategy" else ("coordination", "conflict_resolution")
+        self.p.add(path, f"{kind} {what} failed: {type(exc).__name__}: {exc}", code="extension")
+
+    def _bonus(self, infos: list[extensions.TaskInfo]) -> dict[str, int]:
+        name = self.wf.coordination.conflict_resolution
+        if self.resolver is None:
+            if name == "random":
+                return {t.task_id: priorities.shuffle_rank(self.wf.workflow.name, t.task_id) for t in infos}
+            return {}
+        bonus: dict[str, int] = {}
+        context = self._context({})
+        for group in extensions.tie_groups(infos, self.wf.orchestration.mode):
+            ids = [t.task_id for t in group]
+            try:
+                ordered = [str(x) for x in self.resolver.order(group, context)]
+            except Exception as exc:
+                self._fail("resolver", repr(name), exc)
+                return {}
+            if sorted(ordered) != sorted(ids):
+                self.p.add(("coordination", "conflict_resolution"),
+                           f"resolver {name!r} returned {ordered} for the tied tasks {ids}",
+                           "each of the given task ids exactly once", code="extension")
+                return {}
+            bonus.update(extensions.bonus_from_order(ordered))
+        return bonus
+
+    def tie_breaks(self, infos: list[extensions.TaskInfo], assignment: dict[str, str | None]) -> dict[str, int]:
+        """Tie-break per task (0..999,999); a custom strategy also fills ``assignment`` with its queues."""
+        context = self._context(self._bonus(infos))
+        if self.strategy is None:
+            return {t.task_id: extensions.default_tie_break(t, context) for t in infos}
+        name = self.wf.scheduling.strategy
+        ties: dict[str, int] = {t.task_id: 0 for t in infos}
+        try:
+            got = dict(self.strategy.tie_breaks(infos, context))
+            queues_got = dict(self.strategy.assign_queues(infos, context))
+        except Exception as exc:
+            self._fail("strategy", repr(name), exc)
+            return ties
+        path = ("scheduling", "strategy")
+        for t in infos:
+            v = got.get(t.task_id)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= extensions.TIE_BREAK_MAX:
+                self.p.add(path, f"strategy {name!r} gave task {t.task_id!r} the tie-break {v!r}",
+                           f"an integer 0..{extensions.TIE_BREAK_MAX:,} for every task (a higher level "
+                           "must always outweigh a lower one)", code="extension")
+                continue
+            ties[t.task_id] = v
+            if t.queue is None:
+                q = queues_got.get(t.task_id)
+                if q is not None and q not in self.wf.scheduling.queues:
+                    self.p.add(path, f"strategy {name!r} put task {t.task_id!r} on queue {q!r}, "
+                                     "which is not in scheduling.queues",
+                               f"one of {', '.join(self.wf.scheduling.queues)}", code="extension")
+                    continue
+                assignment[t.task_id] = q
+        return ties
+
+
 def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
               settings: IflowSettings | None = None, task_lines: dict[int, int] | None = None) -> WorkflowPlan:
     """Resolve a validated workflow into a plan; raises ``WorkflowFileError`` with every problem."""
@@ -271,6 +365,16 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
     cost = {t: float(resolved[t]["fields"].get("cost") or 1.0) for t in order if t in resolved}
     pinned = {t: resolved[t]["fields"].get("queue") for t in order if t in resolved}
     assignment = queues.assign_queues(sched.strategy, [t for t in order if t in resolved], sched.queues, pinned, cost)
+    ext = _Extensions(wf, p, settings)
+    monitors = ext.monitors()
+    custom_ties: dict[str, int] | None = None
+    if ext.strategy is not None or ext.resolver is not None:
+        infos = [extensions.TaskInfo(
+            task_id=t, level=resolved[t]["level"][0], level_name=resolved[t]["level"][1],
+            critical_path=crit[t], cost=cost[t], queue=pinned[t], upstream=tuple(upstream[t]),
+            resource=(resolved[t]["use"] or {}).get("name"), position=i)
+            for i, t in enumerate(t for t in order if t in resolved)]
+        custom_ties = ext.tie_breaks(infos, assignment)
 
     if p.items:
         raise WorkflowFileError(file, p.items)
@@ -279,7 +383,9 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
     for t in order:
         r = resolved[t]
         f, (level, level_name) = r["fields"], r["level"]
-        if sched.strategy == "round_robin":  # SPEC §3: "in turn with equal weights"
+        if custom_ties is not None and sched.strategy != "round_robin":  # a custom strategy or resolver
+            w = level * priorities.LEVEL_SPAN + custom_ties[t]
+        elif sched.strategy == "round_robin":  # SPEC §3: "in turn with equal weights"
             w = priorities.level_of_name(priorities.DEFAULT_PRIORITY, sched.priority_levels) * priorities.LEVEL_SPAN
         else:
             w = priorities.weight(level, critical_path=crit[t], mode=orch.mode,
@@ -322,4 +428,5 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
                                   tuple(sched.queues), coord.state_persistence, float(coord.communication_timeout)),
         alerts=AlertSettings(flow.alerts.webhook, tuple(flow.alerts.events)),
         resources=resources, tasks=tuple(planned), conflicts=tuple(found), notes=tuple(notes),
+        monitors=tuple(monitors),
     )

@@ -177,6 +177,7 @@ class WorkflowPlan:
     tasks: tuple[PlannedTask, ...]  # topological order
     conflicts: tuple[Conflict, ...]
     notes: tuple[str, ...] = ()  # informational findings, e.g. checkpoints
+    monitors: tuple[str, ...] = ()  # workflow.monitors: registered monitor names (extensions.py)
 
     def task(self, task_id: str) -> PlannedTask:
         for t in self.tasks:

@@ -122,4 +122,5 @@ def test_unknown_strategy_lists_the_choices(front):
     err = front.error("scheduling: {strategy: fastest}\n" + front.tasks_yaml("{id: a}"))
     (p,) = err.problems
     assert (p.key_path, p.line, p.column, p.code) == ("scheduling.strategy", 1, 14, "invalid_choice")
-    assert p.expected == "'round_robin', 'priority_based' or 'load_balanced'"
+    assert p.expected == ("'round_robin', 'priority_based' or 'load_balanced', or a strategy registered under "
+                          "the entry point group 'iflow_airflow.strategies' (registered: none)")
