@@ -22,6 +22,8 @@ DEFAULTS: dict[str, str] = {
     "pool_prefix": "iflow_",
     # Seconds between the scheduler-side resource keeper's checks (pools, saturation).
     "keeper_interval": "5",
+    # false: no task/run listeners (events, metrics, alerts); pools are still kept.
+    "monitoring": "true",
 }
 
 

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from iflow_airflow import settings
 from iflow_airflow.listeners import dagrun_events, lifecycle, task_events
 from iflow_airflow.plugin.lazy import LazyApp
 
 URL_PREFIX = "/iflow"
+# `[iflow] monitoring = false` keeps the resource keeper (pools) but drops the
+# task and run listeners (events, metrics, alerts): the listener-overhead
+# benchmark compares both, and an operator may want the switch.
+MONITORING = settings.get("monitoring").strip().lower() not in ("false", "0", "no", "off")
 
 
 class IflowPlugin(AirflowPlugin):
     name = "iflow"
-    listeners = [lifecycle, task_events, dagrun_events]
+    listeners = [lifecycle, task_events, dagrun_events] if MONITORING else [lifecycle]
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "iflow workflows"}]
     external_views = [{
         "name": "iflow",
