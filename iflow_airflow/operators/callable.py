@@ -11,10 +11,10 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from iflow_airflow.operators.allowlist import ModuleNotAllowedError
+from iflow_airflow.operators.base import IflowResultOperator
 from iflow_airflow.operators.run_env import pull_results, run_params
 from iflow_airflow.operators.targets import (
     CallableTargetError,
@@ -54,7 +54,7 @@ def injectable(func: Callable[..., Any]) -> set[str]:
     }
 
 
-class IflowCallableOperator(BaseOperator):
+class IflowCallableOperator(IflowResultOperator):
     """Call ``target`` with ``args``/``kwargs``; its return value is the task's result.
 
     If the function accepts ``iflow_results`` (or ``**kwargs``) it gets
@@ -63,8 +63,6 @@ class IflowCallableOperator(BaseOperator):
     A target outside the allowed modules fails the task without retrying.
     """
 
-    template_fields: Sequence[str] = ()
-    template_ext: Sequence[str] = ()
     ui_color = "#e4f0e8"
 
     def __init__(
@@ -73,12 +71,9 @@ class IflowCallableOperator(BaseOperator):
         target: str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        result_tasks: Sequence[str] = (),
-        persist_result: bool = True,
         **operator_kwargs: Any,
     ) -> None:
-        do_xcom_push = bool(operator_kwargs.pop("do_xcom_push", True)) and bool(persist_result)
-        super().__init__(do_xcom_push=do_xcom_push, **operator_kwargs)
+        super().__init__(**operator_kwargs)
         split_target(target)  # malformed targets fail at parse time
         reserved = {RESULTS_KWARG, PARAMS_KWARG} & set(kwargs or {})
         if reserved:
@@ -88,8 +83,6 @@ class IflowCallableOperator(BaseOperator):
         self.target = target
         self.call_args = tuple(args)
         self.call_kwargs = dict(kwargs or {})
-        self.result_tasks = tuple(result_tasks)
-        self.persist_result = persist_result
 
     def execute(self, context: Any) -> Any:
         settings = IflowSettings.from_config()
