@@ -13,7 +13,8 @@ from iflow_airflow.cli import main
 from iflow_airflow.models import json_schema
 
 REPO = Path(__file__).resolve().parents[2]
-SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"
+SHARED_SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"
+SEED = SHARED_SEED if SHARED_SEED.exists() else REPO / "dags" / "full_stack_development.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +88,8 @@ def test_schema_is_json_schema_of_the_models_and_committed_copy_is_current():
     assert schema["additionalProperties"] is False
     committed = json.loads((REPO / "iflow-workflow.schema.json").read_text())
     assert committed == schema, "run `make schema` to refresh iflow-workflow.schema.json"
+
+
+@pytest.mark.skipif(not SHARED_SEED.exists(), reason="../shared is not beside this checkout")
+def test_dags_folder_ships_the_seed_example_exactly_as_written():
+    assert (REPO / "dags" / "full_stack_development.yaml").read_bytes() == SHARED_SEED.read_bytes()
