@@ -1,0 +1,323 @@
+#!/usr/bin/env python
+"""Dashboard speed: ``GET /iflow/api/workflows`` with 10,000 task instances in the database.
+
+Set-up (fresh AIRFLOW_HOME in a temp folder, SQLite, the settings of ``make run``
+via ``iflow_airflow.deploy.standalone_env``):
+
+1. a dags folder with the loader (``dags/iflow_dags.py``) and ``--workflows`` iflow
+   files of ``--tasks`` tasks each (5 parallel chains; every 5th task on a resource);
+2. ``airflow db migrate`` and ``airflow dags reserialize``: real DagModel rows (tag
+   ``iflow``), serialized DAGs and DAG versions;
+3. a child process (environment set before Airflow is imported) inserts ``--runs``
+   DagRuns per workflow and one task instance per task and run through the ORM
+   (default 10 x 20 x 50 = 10,000 task instances; runs mostly successful, some
+   failed tasks and retries, the newest run of every third workflow still running),
+   plus the iflow pools.
+
+Measured (``--repeat`` times each, after one uncounted call):
+
+a. ``iflow_airflow.summary.workflows_summary(session, plans=...)`` called directly in
+   a child process, with the plans of the dags folder compiled once beforehand
+   (what the api-server holds after its first request);
+b. the real endpoint on a real ``airflow api-server`` (tests/e2e/harness.py, only the
+   api-server component) with a Bearer token of the admin user.
+
+Goal: median response time under 300 ms.
+
+Examples::
+
+    python benchmarks/dashboard_bench.py                 # 10 x 20 x 50, 20 requests
+    python benchmarks/dashboard_bench.py --quick         # 10 x 20 x 50, 5 requests
+    python benchmarks/dashboard_bench.py --workflows 20 --runs 20 --tasks 50 --repeat 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+RESOURCE = "bench_db"
+CHAINS = 5
+
+
+def wf_name(w: int) -> str:
+    return f"dash_wf_{w:02d}"
+
+
+def task_ids(tasks: int) -> list[tuple[str, str | None, bool]]:
+    """(task_id, upstream or None, uses the resource) for 5 parallel chains."""
+    out = []
+    for i in range(tasks):
+        c, k = i % CHAINS, i // CHAINS
+        up = f"c{c}_t{k - 1:03d}" if k else None
+        out.append((f"c{c}_t{k:03d}", up, i % 5 == 4))
+    return out
+
+
+def workflow_yaml(w: int, tasks: int) -> str:
+    lines = ["orchestration: {max_concurrent_tasks: 8, retry_attempts: 1}",
+             f"resources: {{{RESOURCE}: {{slots: 2, max_slots: 4}}}}",
+             "workflow:", f"  name: {wf_name(w)}", "  tasks:"]
+    for tid, up, res in task_ids(tasks):
+        lines.append(f"    - id: {tid}")
+        lines.append('      command: "true"')
+        if up:
+            lines.append(f"      dependencies: [{up}]")
+        if res:
+            lines.append(f"      resource: {RESOURCE}")
+    return "\n".join(lines) + "\n"
+
+
+def percentile(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))  # nearest rank
+    return s[k]
+
+
+# --- child: fill the database ---------------------------------------------------------
+
+
+def child_fill(workflows: int, runs: int, tasks: int) -> None:
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import insert, select
+
+    from airflow.models.dag_version import DagVersion
+    from airflow.models.dagrun import DagRun
+    from airflow.models.pool import Pool
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+
+    rnd = random.Random(42)
+    ids = task_ids(tasks)
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    n_ti = 0
+    with create_session() as session:
+        for w in range(workflows):
+            dag_id = wf_name(w)
+            ver = session.scalar(select(DagVersion.id).where(DagVersion.dag_id == dag_id)
+                                 .order_by(DagVersion.version_number.desc()).limit(1))
+            if ver is None:
+                raise SystemExit(f"no DagVersion for {dag_id}: was the DAG serialized?")
+            for r in range(runs):
+                start = base + timedelta(hours=r, minutes=w)
+                running = r == runs - 1 and w % 3 == 0
+                failed_run = r % 7 == 3
+                run_id = f"manual__{start.isoformat()}"
+                rows = []
+                ends: dict[str, datetime] = {}
+                fail_at = rnd.randrange(tasks) if failed_run else -1
+                for i, (tid, up, res) in enumerate(ids):
+                    ready = ends.get(up, start) if up else start
+                    sched = ready + timedelta(milliseconds=rnd.randint(50, 400))
+                    queued = sched + timedelta(milliseconds=rnd.randint(50, 3000 if res else 500))
+                    st = queued + timedelta(milliseconds=rnd.randint(200, 2000))
+                    en = st + timedelta(milliseconds=rnd.randint(300, 5000))
+                    state, tries = "success", 1
+                    if rnd.random() < 0.03:
+                        tries = 2
+                    if i == fail_at:
+                        state, tries = "failed", 2
+                    if running and i >= tasks // 2:
+                        state = "running" if i < tasks // 2 + CHAINS else "scheduled"
+                        if state == "scheduled":
+                            queued = st = en = None
+                        else:
+                            en = None
+                    ends[tid] = en or st or sched
+                    rows.append({"dag_id": dag_id, "run_id": run_id, "task_id": tid, "map_index": -1,
+                                 "state": state, "try_number": tries, "max_tries": 1,
+                                 "pool": f"iflow_{RESOURCE}" if res else "default_pool", "pool_slots": 1,
+                                 "priority_weight": 3_000_000 + tasks - i, "queue": "default",
+                                 "operator": "IflowCommandOperator", "dag_version_id": ver,
+                                 "scheduled_dttm": sched, "queued_dttm": queued, "start_date": st,
+                                 "end_date": en,
+                                 "duration": (en - st).total_seconds() if en and st else None})
+                run_end = max(e for e in ends.values())
+                dr = DagRun(dag_id=dag_id, run_id=run_id, run_type="manual", run_after=start,
+                            queued_at=start - timedelta(seconds=1), start_date=start,
+                            state="running" if running else ("failed" if failed_run else "success"),
+                            triggered_by="rest_api")
+                dr.created_dag_version_id = ver
+                if not running:
+                    dr.end_date = run_end
+                session.add(dr)
+                session.flush()
+                session.execute(insert(TI), rows)
+                n_ti += len(rows)
+        if not session.scalar(select(Pool).where(Pool.pool == f"iflow_{RESOURCE}")):
+            session.add(Pool(pool=f"iflow_{RESOURCE}", slots=2, include_deferred=False,
+                             description="[iflow-airflow] bench"))
+    print(json.dumps({"task_instances": n_ti}))
+
+
+def child_direct(repeat: int) -> None:
+    from airflow.utils.session import create_session
+
+    from iflow_airflow import summary
+
+    t0 = time.perf_counter()
+    plans = summary.current_plans()
+    plan_s = time.perf_counter() - t0
+    times = []
+    for i in range(repeat + 1):
+        with create_session() as session:
+            t = time.perf_counter()
+            out = summary.workflows_summary(session, plans=plans)
+            dt = time.perf_counter() - t
+        if i:  # the first call is a warm-up
+            times.append(dt)
+    print(json.dumps({"times": times, "plans": len(plans), "plans_s": plan_s,
+                      "workflows": len(out["workflows"]), "bytes": len(json.dumps(out, default=str))}))
+
+
+# --- parent -----------------------------------------------------------------------------
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        af = version("apache-airflow")
+    except Exception:  # noqa: BLE001
+        af = "?"
+    import platform
+
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "airflow": af}
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workflows", type=int, default=10)
+    p.add_argument("--runs", type=int, default=20, help="runs per workflow")
+    p.add_argument("--tasks", type=int, default=50, help="tasks per workflow")
+    p.add_argument("--repeat", type=int, default=20, help="measured calls / requests")
+    p.add_argument("--quick", action="store_true", help="5 calls and 5 requests")
+    p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME")
+    p.add_argument("--_child", choices=("fill", "direct"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.repeat = 5
+    if a._child == "fill":
+        child_fill(a.workflows, a.runs, a.tasks)
+        return 0
+    if a._child == "direct":
+        child_direct(a.repeat)
+        return 0
+
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from harness import AirflowDeployment, free_port
+
+    from iflow_airflow.deploy import standalone_env
+
+    cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
+    facts = machine_facts()
+    load_start = load_avg()
+    work = Path(tempfile.mkdtemp(prefix="iflow_dashboard_bench_"))
+    home, dags = work / "home", work / "dags"
+    home.mkdir()
+    dags.mkdir()
+    shutil.copy(REPO / "dags" / "iflow_dags.py", dags / "iflow_dags.py")
+    for w in range(a.workflows):
+        (dags / f"{wf_name(w)}.yaml").write_text(workflow_yaml(w, a.tasks))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_", "_AIRFLOW"))}
+    env.update(standalone_env(home, dags, port=port))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    print(f"workdir {work}; load average at start: {load_start}", flush=True)
+
+    def run(argv: list[str]) -> str:
+        r = subprocess.run(argv, env=env, cwd=home, capture_output=True, text=True, timeout=900)
+        if r.returncode:
+            raise SystemExit(f"`{' '.join(argv)}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+        return r.stdout
+
+    child = [sys.executable, __file__, "--workflows", str(a.workflows), "--runs", str(a.runs),
+             "--tasks", str(a.tasks), "--repeat", str(a.repeat)]
+    try:
+        t0 = time.monotonic()
+        run(["airflow", "db", "migrate"])
+        run(["airflow", "dags", "reserialize"])
+        filled = json.loads(run([*child, "--_child", "fill"]).strip().splitlines()[-1])
+        print(f"database ready in {time.monotonic() - t0:.0f}s: {filled['task_instances']} task instances",
+              flush=True)
+
+        direct = json.loads(run([*child, "--_child", "direct"]).strip().splitlines()[-1])
+        if direct["workflows"] != a.workflows:
+            raise SystemExit(f"workflows_summary returned {direct['workflows']} workflows, expected {a.workflows}")
+        d_ms = [t * 1000 for t in direct["times"]]
+        print(f"direct: median {statistics.median(d_ms):.0f} ms (load {load_avg()})", flush=True)
+
+        with AirflowDeployment(home, dags, components=("api-server",), port=port) as af:
+            c = af.client
+            r = c.request("GET", "/iflow/api/workflows")  # warm-up: builds the app, compiles the plans
+            body = r.json()
+            if len(body["workflows"]) != a.workflows:
+                raise SystemExit(f"endpoint returned {len(body['workflows'])} workflows, expected {a.workflows}")
+            planned = {w.get("planned_tasks") for w in body["workflows"]}
+            if planned != {a.tasks}:
+                raise SystemExit(f"the api-server did not find the plans: planned_tasks {planned}")
+            load_http = load_avg()
+            h_ms = []
+            for _ in range(a.repeat):
+                t = time.perf_counter()
+                r = c.request("GET", "/iflow/api/workflows")
+                h_ms.append((time.perf_counter() - t) * 1000)
+            size = len(r.content)
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    load_end = load_avg()
+
+    print()
+    print("| machine | |")
+    print("|---|---|")
+    print(f"| nproc | {facts['nproc']} |")
+    print(f"| CPU | {facts['cpu']} |")
+    print(f"| Python / Airflow | {facts['python']} / {facts['airflow']} |")
+    print(f"| load average (1/5/15 min) at start / during HTTP / end | {load_start} / {load_http} / {load_end} |")
+    print(f"| command | `{cmd}` |")
+    print()
+    print(f"Database: SQLite, {a.workflows} iflow workflows x {a.runs} runs x {a.tasks} tasks = "
+          f"{filled['task_instances']:,} task instances; response {size:,} bytes of JSON.")
+    print()
+    print(f"| `GET /iflow/api/workflows` ({a.repeat} calls, after 1 warm-up) | median | p95 | min | max |")
+    print("|---|---|---|---|---|")
+    for label, xs in (("`workflows_summary(session, plans=...)` in-process", d_ms),
+                      ("HTTP, real api-server, Bearer token", h_ms)):
+        print(f"| {label} | {statistics.median(xs):.0f} ms | {percentile(xs, 95):.0f} ms | "
+              f"{min(xs):.0f} ms | {max(xs):.0f} ms |")
+    print()
+    med = statistics.median(h_ms)
+    print(f"HTTP median {med:.0f} ms (goal < 300 ms: {'met' if med < 300 else 'NOT met'}); "
+          f"compiling the {direct['plans']} plans once took {direct['plans_s'] * 1000:.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

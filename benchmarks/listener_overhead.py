@@ -1,0 +1,210 @@
+#!/usr/bin/env python
+"""Listener overhead: one iflow workflow on a real Airflow, monitoring on vs off.
+
+The workflow is ``CHAINS`` parallel chains of ``LENGTH`` tasks (default 10 x 10 =
+100 tasks, ``command: "true"``, ``max_concurrent_tasks: 16``, no retries). It runs on
+a real dag-processor + scheduler + api-server (LocalExecutor, SQLite: the settings of
+``make run``, through ``tests/e2e/harness.py``) in two modes:
+
+* ``on``:  the default plugin (lifecycle + task_events + dagrun_events listeners);
+* ``off``: ``AIRFLOW__IFLOW__MONITORING=false`` (only the lifecycle listener, i.e. the
+  resource keeper; no events, metrics or alerts).
+
+One deployment per mode and round (fresh AIRFLOW_HOME): start, wait for the DAG,
+``--runs`` runs one after the other, stop; modes alternate (on, off, on, off, ...)
+for ``--rounds`` rounds. Per run: the DagRun's ``end_date - start_date`` (REST API)
+and the sum of its task instances' durations. Reported: medians per mode and the
+ratio on/off (goal: at most 1.05). Each deployment's scheduler log is checked:
+``on`` must log ``iflow event=run_success`` lines, ``off`` none.
+
+Examples::
+
+    python benchmarks/listener_overhead.py                  # 10x10 tasks, 1 warm-up + 3 runs, 2 rounds
+    python benchmarks/listener_overhead.py --quick          # 4x5 tasks, 2 runs, 1 round
+    python benchmarks/listener_overhead.py --runs 5 --rounds 3 --chains 10 --length 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from harness import AirflowDeployment  # noqa: E402
+
+DAG_ID = "listener_bench"
+MODES = {"on": "true", "off": "false"}
+
+
+def workflow_yaml(chains: int, length: int, concurrency: int) -> str:
+    lines = [
+        f"orchestration: {{max_concurrent_tasks: {concurrency}, retry_attempts: 0, task_timeout: 120}}",
+        "workflow:",
+        f"  name: {DAG_ID}",
+        "  tasks:",
+    ]
+    for c in range(chains):
+        for i in range(length):
+            lines.append(f"    - id: c{c:02d}_t{i:02d}")
+            lines.append('      command: "true"')
+            if i:
+                lines.append(f"      dependencies: [c{c:02d}_t{i - 1:02d}]")
+    return "\n".join(lines) + "\n"
+
+
+def _ts(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")) if s else None
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        af = version("apache-airflow")
+    except Exception:  # noqa: BLE001
+        af = "?"
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "airflow": af}
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_mode(mode: str, rnd: int, work: Path, dags: Path, runs: int, timeout: float, warmup: int) -> list[dict]:
+    home = work / f"home_{mode}_{rnd}"
+    out = []
+    env = {"AIRFLOW__IFLOW__MONITORING": MODES[mode]}
+    with AirflowDeployment(home, dags, components=("dag-processor", "scheduler", "api-server"),
+                           extra_env=env) as af:
+        c = af.client
+        c.wait_for_dag(DAG_ID, timeout=180)
+        for i in range(-warmup, runs):  # negative: warm-up runs, not counted
+            la = load_avg()
+            t0 = time.monotonic()
+            run_id = c.trigger(DAG_ID)
+            state = c.wait_for_run(DAG_ID, run_id, timeout=timeout)
+            wall = time.monotonic() - t0
+            run = c.dag_run(DAG_ID, run_id)
+            tis = c.task_instances(DAG_ID, run_id)
+            dur = (_ts(run["end_date"]) - _ts(run["start_date"])).total_seconds()
+            task_sum = sum(t.get("duration") or 0.0 for t in tis)
+            ok = sum(1 for t in tis if t["state"] == "success")
+            rec = {"mode": mode, "round": rnd, "run": i, "state": state, "run_s": dur, "wall_s": wall,
+                   "task_sum_s": task_sum, "tasks_ok": ok, "tasks": len(tis), "load": la}
+            if i >= 0:
+                out.append(rec)
+            print(f"  [{mode} r{rnd} {'warm-up' if i < 0 else f'#{i}'}] {state} run={dur:.1f}s wall={wall:.1f}s "
+                  f"task_sum={task_sum:.1f}s ok={ok}/{len(tis)} load={la}", flush=True)
+        log = (home / "logs" / "scheduler.log").read_text(errors="replace")
+    events = log.count("iflow event=run_success")
+    expect_events = mode == "on"
+    if (events > 0) != expect_events:
+        raise SystemExit(f"mode {mode}: {events} 'iflow event=run_success' lines in the scheduler log "
+                         f"(expected {'some' if expect_events else 'none'}): the switch did not work")
+    print(f"  [{mode} r{rnd}] scheduler log: {events} run_success event line(s) (as expected)", flush=True)
+    if not keep_homes:
+        shutil.rmtree(home, ignore_errors=True)
+    return out
+
+
+keep_homes = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    global keep_homes
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--chains", type=int, default=10)
+    p.add_argument("--length", type=int, default=10)
+    p.add_argument("--concurrency", type=int, default=16, help="max_concurrent_tasks")
+    p.add_argument("--runs", type=int, default=3, help="runs per deployment")
+    p.add_argument("--rounds", type=int, default=2, help="deployments per mode (alternating on/off)")
+    p.add_argument("--warmup", type=int, default=1, help="uncounted runs at the start of each deployment")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    p.add_argument("--quick", action="store_true", help="4 chains x 5 tasks, 2 runs, 1 round")
+    p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOMEs (logs)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.chains, a.length, a.runs, a.rounds = 4, 5, 2, 1
+    keep_homes = a.keep
+    cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
+
+    work = Path(tempfile.mkdtemp(prefix="iflow_listener_bench_"))
+    dags = work / "dags"
+    dags.mkdir()
+    shutil.copy(REPO / "dags" / "iflow_dags.py", dags / "iflow_dags.py")
+    (dags / f"{DAG_ID}.yaml").write_text(workflow_yaml(a.chains, a.length, a.concurrency))
+    facts = machine_facts()
+    load_start = load_avg()
+    print(f"workdir {work}; {a.chains}x{a.length} tasks; load average at start: {load_start}", flush=True)
+
+    results: list[dict] = []
+    try:
+        for rnd in range(a.rounds):
+            for mode in ("on", "off"):
+                results += run_mode(mode, rnd, work, dags, a.runs, a.timeout, a.warmup)
+    finally:
+        if not keep_homes:
+            shutil.rmtree(work, ignore_errors=True)
+    load_end = load_avg()
+
+    bad = [r for r in results if r["state"] != "success" or r["tasks_ok"] != a.chains * a.length]
+    if bad:
+        print(f"WARNING: runs not fully successful: {bad}", file=sys.stderr)
+
+    def med(mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in results if r["mode"] == mode)
+
+    n_tasks = a.chains * a.length
+    print()
+    print("| machine | |")
+    print("|---|---|")
+    print(f"| nproc | {facts['nproc']} |")
+    print(f"| CPU | {facts['cpu']} |")
+    print(f"| Python / Airflow | {facts['python']} / {facts['airflow']} |")
+    print(f"| load average (1/5/15 min) at start / end | {load_start} / {load_end} |")
+    print(f"| command | `{cmd}` |")
+    print()
+    print(f"Workflow: {a.chains} chains x {a.length} tasks = {n_tasks} `command: \"true\"` tasks, "
+          f"max_concurrent_tasks {a.concurrency}; LocalExecutor, SQLite; {a.runs} runs per deployment, "
+          f"{a.rounds} deployment(s) per mode, alternating; {a.warmup} uncounted warm-up run(s) per deployment.")
+    print()
+    print("| median over runs | monitoring on | monitoring off | on / off |")
+    print("|---|---|---|---|")
+    for key, label in (("run_s", "run time (DagRun end - start), s"),
+                       ("task_sum_s", "sum of task durations, s"),
+                       ("wall_s", "trigger -> seen finished (client), s")):
+        on, off = med("on", key), med("off", key)
+        print(f"| {label} | {on:.1f} | {off:.1f} | {on / off:.3f} |")
+    n_on = sum(1 for r in results if r["mode"] == "on")
+    n_off = len(results) - n_on
+    print(f"| runs measured | {n_on} | {n_off} | |")
+    print()
+    ratio = med("on", "run_s") / med("off", "run_s")
+    print(f"run-time ratio on/off = {ratio:.3f} (goal <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+    print("per-run run times, s: " + "; ".join(
+        f"{m}: " + ", ".join(f"{r['run_s']:.1f}" for r in results if r["mode"] == m) for m in ("on", "off")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
