@@ -244,7 +244,7 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
         return compiled
     if not explicit and not yaml_source.looks_like_workflow(raw):
         return None
-    key = None
+    key, defaults = None, None
     try:
         if cache is not None:
             defaults = chain.for_file(path)
@@ -260,7 +260,8 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
         if doc.data is None:
             raise WorkflowFileError(display, [Problem(display, "the file is empty", (), None, None,
                                                       "a mapping with a `workflow:` block", "empty")])
-        compiled.plan = compile_document(doc, chain.for_file(path), settings, located=compiled)
+        compiled.plan = compile_document(doc, chain.for_file(path) if defaults is None else defaults, settings,
+                                         located=compiled)
         if key is not None:
             cache.put(key, compiled.plan)
     except WorkflowFileError as exc:

@@ -26,7 +26,7 @@ from iflow_airflow.build import build_dag
 from iflow_airflow.compiler import Compiled, DefaultsChain, compile_file, compile_folder
 from iflow_airflow.errors import Problem, WorkflowFileError
 from iflow_airflow.settings import IflowSettings
-from iflow_airflow import yaml_source
+from iflow_airflow import plan_cache, yaml_source
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) 
     settings = IflowSettings.from_config()
     root = Path(folder) if folder else Path(namespace.get("__file__", ".")).resolve().parent
     result, bundle = _running_import()
-    results = compile_folder(root, settings)
+    results = compile_folder(root, settings, cache=plan_cache.from_config())
     for c in results:
         if c.plan is not None:
             dag = _build(c, settings)
@@ -125,7 +125,8 @@ class IflowYamlImporter(AbstractDagImporter):
         rel = self.get_relative_path(path, bundle_path)
         result = DagImportResult(file_path=rel)
         try:
-            c = compile_file(path, root=bundle_path, settings=settings, chain=DefaultsChain(bundle_path, settings))
+            c = compile_file(path, root=bundle_path, settings=settings, chain=DefaultsChain(bundle_path, settings),
+                             cache=plan_cache.from_config())
         except Exception as exc:  # never let one file take the processor down
             result.errors.append(DagImportError(rel, f"{type(exc).__name__}: {exc}", "iflow",
                                                 stacktrace=traceback.format_exc()))
