@@ -45,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import load_avg, machine_facts  # noqa: E402  (benchmarks/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
@@ -185,30 +187,6 @@ def child_direct(repeat: int) -> None:
 
 
 # --- parent -----------------------------------------------------------------------------
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        af = version("apache-airflow")
-    except Exception:  # noqa: BLE001
-        af = "?"
-    import platform
-
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "airflow": af}
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:

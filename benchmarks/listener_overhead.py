@@ -38,6 +38,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from machine import load_avg, machine_facts  # noqa: E402  (benchmarks/ is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
@@ -66,28 +68,6 @@ def workflow_yaml(chains: int, length: int, concurrency: int) -> str:
 
 def _ts(s: str | None) -> datetime | None:
     return datetime.fromisoformat(s.replace("Z", "+00:00")) if s else None
-
-
-def machine_facts() -> dict[str, str]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        af = version("apache-airflow")
-    except Exception:  # noqa: BLE001
-        af = "?"
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(), "airflow": af}
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def run_mode(mode: str, rnd: int, work: Path, dags: Path, runs: int, timeout: float, warmup: int) -> list[dict]:

@@ -173,14 +173,9 @@ def median(xs: list[float]) -> float:
 
 
 def machine() -> dict[str, str]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from machine import cpu_model
+
+    cpu = cpu_model()
     versions = {}
     for dist in ("apache-airflow", "apache-airflow-task-sdk", "dag-factory", "iflow-airflow", "pydantic", "PyYAML"):
         try:

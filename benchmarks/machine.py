@@ -1,0 +1,32 @@
+"""Machine facts printed beside every benchmark table (the figures mean little without them)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+def machine_facts() -> dict[str, str]:
+    try:
+        from importlib.metadata import version
+
+        airflow = version("apache-airflow")
+    except Exception:  # noqa: BLE001
+        airflow = "?"
+    return {"nproc": str(os.cpu_count()), "cpu": cpu_model(), "python": platform.python_version(),
+            "airflow": airflow}
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
