@@ -7,7 +7,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from iflow_airflow.operators.base import IflowProcessOperator
+from collections.abc import Mapping, Sequence
+
+from iflow_airflow.operators.base import IflowProcessOperator, result_kwargs
 from iflow_airflow.settings import IflowSettings
 
 INSTALL_HINT = (
@@ -41,8 +43,10 @@ class IflowAgentOperator(IflowProcessOperator):
 
     ui_color = "#e8e4f0"
 
-    def __init__(self, *, prompt: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, prompt: str, env: Mapping[str, str] | None = None, cwd: str | None = None,
+                 result_tasks: Sequence[str] = (), persist_result: bool = True, **kwargs: Any) -> None:
+        super().__init__(**result_kwargs(kwargs, persist_result))
+        self._keep_process(env, cwd, result_tasks, persist_result)
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"task {self.task_id!r}: prompt must be a non-empty string")
         self.prompt = prompt

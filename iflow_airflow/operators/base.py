@@ -28,17 +28,24 @@ def failure_message(what: str, result: ProcessResult) -> str:
     return f"{what} {how}; last lines of output:\n{lines}"
 
 
+def result_kwargs(kwargs: dict[str, Any], persist_result: bool) -> dict[str, Any]:
+    """BaseOperator kwargs with XCom only when ``persist_result`` (state_persistence: false wins)."""
+    kwargs["do_xcom_push"] = bool(kwargs.pop("do_xcom_push", True)) and bool(persist_result)
+    return kwargs
+
+
 class IflowResultOperator(BaseOperator):
     """Nothing is Jinja-rendered (run values must never become code or shell text), and the
-    result is kept as XCom only when ``persist_result`` (``coordination.state_persistence``)."""
+    result is kept as XCom only when ``persist_result`` (``coordination.state_persistence``).
+
+    No ``__init__`` here on purpose: Airflow wraps every ``__init__`` in the class chain to
+    apply defaults, and DAG parsing is a hot path; concrete classes call ``_keep_results``.
+    """
 
     template_fields: Sequence[str] = ()
     template_ext: Sequence[str] = ()
 
-    def __init__(self, *, result_tasks: Sequence[str] = (), persist_result: bool = True, **kwargs: Any) -> None:
-        # state_persistence: false wins over anything else asking for XCom.
-        do_xcom_push = bool(kwargs.pop("do_xcom_push", True)) and bool(persist_result)
-        super().__init__(do_xcom_push=do_xcom_push, **kwargs)
+    def _keep_results(self, result_tasks: Sequence[str], persist_result: bool) -> None:
         self.result_tasks = tuple(result_tasks)
         self.persist_result = persist_result
 
@@ -47,11 +54,13 @@ class IflowProcessOperator(IflowResultOperator):
     """Runs one child process with the ``IFLOW_*`` environment, in ``cwd`` or a fresh temporary
     directory (like BashOperator), and kills its whole process group on timeout or kill."""
 
-    def __init__(self, *, env: Mapping[str, str] | None = None, cwd: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    _child: ChildProcess | None = None
+
+    def _keep_process(self, env: Mapping[str, str] | None, cwd: str | None, result_tasks: Sequence[str],
+                      persist_result: bool) -> None:
+        self._keep_results(result_tasks, persist_result)
         self.env = dict(env or {})
         self.cwd = cwd
-        self._child: ChildProcess | None = None
 
     def run_process(self, context: Any, argv: list[str], *, what: str, keep_stdout: bool = False) -> ProcessResult:
         """Run ``argv``; a non-zero exit is an ``AirflowException`` naming ``what`` and the last output.

@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from iflow_airflow.operators.allowlist import ModuleNotAllowedError
-from iflow_airflow.operators.base import IflowResultOperator
+from iflow_airflow.operators.base import IflowResultOperator, result_kwargs
 from iflow_airflow.operators.run_env import pull_results, run_params
 from iflow_airflow.operators.targets import (
     CallableTargetError,
@@ -71,9 +71,12 @@ class IflowCallableOperator(IflowResultOperator):
         target: str,
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        result_tasks: Sequence[str] = (),
+        persist_result: bool = True,
         **operator_kwargs: Any,
     ) -> None:
-        super().__init__(**operator_kwargs)
+        super().__init__(**result_kwargs(operator_kwargs, persist_result))
+        self._keep_results(result_tasks, persist_result)
         split_target(target)  # malformed targets fail at parse time
         reserved = {RESULTS_KWARG, PARAMS_KWARG} & set(kwargs or {})
         if reserved:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from iflow_airflow.operators.base import IflowProcessOperator
+from collections.abc import Mapping, Sequence
+
+from iflow_airflow.operators.base import IflowProcessOperator, result_kwargs
 
 
 class IflowCommandOperator(IflowProcessOperator):
@@ -20,8 +22,10 @@ class IflowCommandOperator(IflowProcessOperator):
 
     ui_color = "#f0ede4"
 
-    def __init__(self, *, command: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, command: str, env: Mapping[str, str] | None = None, cwd: str | None = None,
+                 result_tasks: Sequence[str] = (), persist_result: bool = True, **kwargs: Any) -> None:
+        super().__init__(**result_kwargs(kwargs, persist_result))
+        self._keep_process(env, cwd, result_tasks, persist_result)
         if not isinstance(command, str) or not command.strip():
             raise ValueError(f"task {self.task_id!r}: command must be a non-empty string")
         self.command = command
