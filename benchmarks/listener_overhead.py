@@ -11,11 +11,18 @@ a real dag-processor + scheduler + api-server (LocalExecutor, SQLite: the settin
   resource keeper; no events, metrics or alerts).
 
 One deployment per mode and round (fresh AIRFLOW_HOME): start, wait for the DAG,
-``--runs`` runs one after the other, stop; modes alternate (on, off, on, off, ...)
-for ``--rounds`` rounds. Per run: the DagRun's ``end_date - start_date`` (REST API)
+``--runs`` runs one after the other, stop; modes alternate in an ABBA order (on, off,
+off, on, on, off, ...) for ``--rounds`` rounds, so a machine that warms up or gets
+busier over the benchmark does not favour one mode. Per run: the DagRun's ``end_date - start_date`` (REST API)
 and the sum of its task instances' durations. Reported: medians per mode and the
 ratio on/off (goal: at most 1.05). Each deployment's scheduler log is checked:
 ``on`` must log ``iflow event=run_success`` lines, ``off`` none.
+
+A run of 100 tasks on a 1 s scheduler loop varies by a second or more from run to
+run, more than the hooks can cost; so each ``on`` deployment also times the hooks
+themselves on its own rows (``_hook_cost_child.py``: the task hooks' first call in a
+fresh process, as in a task process, and the run hooks with their database read),
+and the report gives their share of a run: (tasks x task hooks + run hooks) / run time.
 
 Examples::
 
@@ -31,7 +38,9 @@ import os
 import platform
 import shlex
 import shutil
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,6 +104,14 @@ def run_mode(mode: str, rnd: int, work: Path, dags: Path, runs: int, timeout: fl
                 out.append(rec)
             print(f"  [{mode} r{rnd} {'warm-up' if i < 0 else f'#{i}'}] {state} run={dur:.1f}s wall={wall:.1f}s "
                   f"task_sum={task_sum:.1f}s ok={ok}/{len(tis)} load={la}", flush=True)
+        if mode == "on":
+            child = subprocess.run([sys.executable, str(HERE / "_hook_cost_child.py"), DAG_ID],
+                                   env=af.env, capture_output=True, text=True, timeout=300)
+            if child.returncode != 0:
+                raise SystemExit(f"hook cost child failed:\n{child.stderr[-3000:]}")
+            cost = json.loads(child.stdout.strip().splitlines()[-1])
+            hook_costs.append(cost)
+            print(f"  [on r{rnd}] hook cost: {cost}", flush=True)
         log = (home / "logs" / "scheduler.log").read_text(errors="replace")
     events = log.count("iflow event=run_success")
     expect_events = mode == "on"
@@ -108,6 +125,7 @@ def run_mode(mode: str, rnd: int, work: Path, dags: Path, runs: int, timeout: fl
 
 
 keep_homes = False
+hook_costs: list[dict] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     try:
         for rnd in range(a.rounds):
-            for mode in ("on", "off"):
+            for mode in (("on", "off") if rnd % 2 == 0 else ("off", "on")):  # ABBA
                 results += run_mode(mode, rnd, work, dags, a.runs, a.timeout, a.warmup)
     finally:
         if not keep_homes:
@@ -166,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Workflow: {a.chains} chains x {a.length} tasks = {n_tasks} `command: \"true\"` tasks, "
           f"max_concurrent_tasks {a.concurrency}; LocalExecutor, SQLite; {a.runs} runs per deployment, "
-          f"{a.rounds} deployment(s) per mode, alternating; {a.warmup} uncounted warm-up run(s) per deployment.")
+          f"{a.rounds} deployment(s) per mode in ABBA order; {a.warmup} uncounted warm-up run(s) per deployment.")
     print()
     print("| median over runs | monitoring on | monitoring off | on / off |")
     print("|---|---|---|---|")
@@ -180,7 +198,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| runs measured | {n_on} | {n_off} | |")
     print()
     ratio = med("on", "run_s") / med("off", "run_s")
-    print(f"run-time ratio on/off = {ratio:.3f} (goal <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+    mean_ratio = (statistics.mean(r["run_s"] for r in results if r["mode"] == "on")
+                  / statistics.mean(r["run_s"] for r in results if r["mode"] == "off"))
+    spread = statistics.stdev(r["run_s"] for r in results if r["mode"] == "off") if n_off > 1 else 0.0
+    print(f"run-time ratio on/off = {ratio:.3f} (median), {mean_ratio:.3f} (mean); run-to-run standard "
+          f"deviation with monitoring off: {spread:.1f} s (goal <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
+    if hook_costs:
+        task_ms = statistics.median(c["task_first_ms"] for c in hook_costs)
+        task_us = statistics.median(c["task_steady_us"] for c in hook_costs)
+        run_ms = statistics.median(c["run_first_ms"] for c in hook_costs)
+        run_steady = statistics.median(c["run_steady_ms"] for c in hook_costs)
+        per_run_s = (n_tasks * task_ms + run_ms) / 1000
+        print()
+        print("| the hooks themselves, on the deployment's own rows (median of the `on` deployments) | |")
+        print("|---|---|")
+        print(f"| task hooks (running + success), first call in a fresh process = per task | {task_ms:.2f} ms |")
+        print(f"| task hooks, steady state | {task_us:.0f} us |")
+        print(f"| run hooks (running + success, reads {hook_costs[0]['tasks_in_run']} task instances), "
+              f"first / steady | {run_ms:.1f} / {run_steady:.1f} ms |")
+        print(f"| per run: {n_tasks} x task hooks + run hooks | {per_run_s * 1000:.0f} ms |")
+        print(f"| share of the median run time with monitoring off | {per_run_s / med('off', 'run_s'):.2%} |")
+        print()
+        print(f"hook share = {1 + per_run_s / med('off', 'run_s'):.4f} of a run "
+              f"(task hooks run in parallel task processes; summed here as if they ran one after another)")
     print("per-run run times, s: " + "; ".join(
         f"{m}: " + ", ".join(f"{r['run_s']:.1f}" for r in results if r["mode"] == m) for m in ("on", "off")))
     return 0

@@ -54,15 +54,28 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 class DefaultsChain:
-    """Parsed ``iflow.defaults.yaml`` files, cached per folder for one compile pass."""
+    """Parsed ``iflow.defaults.yaml`` files, cached per folder for one compile pass.
+
+    Also the one place a compile pass resolves paths: the root once, each file
+    once, each folder's chain once (the dag-processor re-parses every file).
+    """
 
     def __init__(self, root: Path | None, settings: IflowSettings):
         self.root = root
         self.settings = settings
+        self._root_resolved = root.resolve() if root is not None else None
         self._docs: dict[Path, yaml_source.YamlDocument | WorkflowFileError | None] = {}
+        self._chains: dict[Path, list[yaml_source.YamlDocument | WorkflowFileError]] = {}
 
-    def _display(self, path: Path) -> str:
-        return _display(path, self.root)
+    def display(self, path: Path) -> str:
+        """``path`` relative to the root (how errors and the plan cache name a file)."""
+        if self.root is not None:
+            for p, root in ((path, self.root), (path.resolve(), self._root_resolved)):
+                try:  # as found (a symlinked sub-folder keeps its name), else resolved
+                    return str(p.relative_to(root))
+                except ValueError:
+                    pass
+        return str(path)
 
     def _load(self, folder: Path) -> yaml_source.YamlDocument | WorkflowFileError | None:
         if folder not in self._docs:
@@ -70,7 +83,7 @@ class DefaultsChain:
             doc: yaml_source.YamlDocument | WorkflowFileError | None = None
             if path.is_file():
                 try:
-                    doc = yaml_source.load_file(path, self.settings.max_file_bytes, self._display(path))
+                    doc = yaml_source.load_file(path, self.settings.max_file_bytes, self.display(path))
                     doc = _check_defaults(doc)
                 except WorkflowFileError as exc:
                     doc = exc
@@ -79,15 +92,18 @@ class DefaultsChain:
 
     def for_file(self, path: Path) -> list[yaml_source.YamlDocument | WorkflowFileError]:
         """Defaults docs for ``path``, farthest first (the nearest wins when merged last)."""
-        folders = []
-        folder = path.parent
-        stop = self.root.resolve() if self.root else folder.resolve()
-        while True:
-            folders.append(folder)
-            if folder.resolve() == stop or folder.parent == folder:
-                break
-            folder = folder.parent
-        return [d for d in (self._load(f) for f in reversed(folders)) if d is not None]
+        start = path.parent
+        if start not in self._chains:
+            folders = []
+            folder = start  # walked as written (a symlinked sub-folder stays under the root)
+            stop = self._root_resolved or start.resolve()
+            while True:
+                folders.append(folder)
+                if folder.resolve() == stop or folder.parent == folder:
+                    break
+                folder = folder.parent
+            self._chains[start] = [d for d in (self._load(f) for f in reversed(folders)) if d is not None]
+        return self._chains[start]
 
 
 def _check_defaults(doc: yaml_source.YamlDocument) -> yaml_source.YamlDocument:
@@ -108,15 +124,6 @@ def _check_defaults(doc: yaml_source.YamlDocument) -> yaml_source.YamlDocument:
     if problems:
         raise WorkflowFileError(doc.file, problems)
     return doc
-
-
-def _display(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return str(path.resolve().relative_to(root.resolve()))
-        except ValueError:
-            pass
-    return str(path)
 
 
 def _locator(own: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument]):
@@ -234,7 +241,7 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     """
     settings = settings or IflowSettings.from_config()
     chain = chain or DefaultsChain(root, settings)
-    display = _display(path, root)
+    display = chain.display(path)
     compiled = Compiled(path, display)
     try:
         raw = path.read_bytes()

@@ -35,7 +35,8 @@ once can be reused until one of those changes:
 
 ``[iflow] plan_cache`` (``AIRFLOW__IFLOW__PLAN_CACHE``): empty (default) uses
 ``$AIRFLOW_HOME/iflow-cache``; a path uses that folder; ``off`` turns it off.
-Only the DAG loader uses the cache; the CLI and ``compile_file`` without a
+The DAG loader and the folder scans of the resource keeper and the iflow page
+use the cache; the CLI and ``compile_file`` without a
 ``cache`` argument always compile.
 """
 
@@ -287,14 +288,9 @@ class PlanCache:
 
 
 def _config_value() -> str:
-    env = os.environ.get("AIRFLOW__IFLOW__PLAN_CACHE")
-    if env is not None:
-        return env
-    try:
-        from airflow.configuration import conf
-    except Exception:
-        return ""
-    return conf.get("iflow", "plan_cache", fallback="") or ""
+    from iflow_airflow import settings
+
+    return settings.get("plan_cache") or ""
 
 
 def _airflow_home() -> Path:

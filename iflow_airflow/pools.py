@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from iflow_airflow.compiler import Compiled, compile_folder
+from iflow_airflow.plan_cache import PlanCache
 from iflow_airflow.settings import IflowSettings
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,10 @@ def desired_pools(results: Iterable[Compiled]) -> dict[str, DesiredPool]:
 class FolderScanner:
     """Compiles the dags folder again only when a YAML file changed (mtime, size, set of files)."""
 
-    def __init__(self, root: Path, settings: IflowSettings | None = None):
+    def __init__(self, root: Path, settings: IflowSettings | None = None, cache: PlanCache | None = None):
         self.root = root
         self.settings = settings or IflowSettings.from_config()
+        self.cache = cache  # the loader's plan cache: an unchanged file is not compiled again
         self._stamp: tuple | None = None
         self._results: list[Compiled] = []
 
@@ -89,7 +91,7 @@ class FolderScanner:
         stamp = self._current_stamp()
         if stamp == self._stamp:
             return self._results, False
-        self._results = compile_folder(self.root, self.settings)
+        self._results = compile_folder(self.root, self.settings, cache=self.cache)
         self._stamp = stamp
         return self._results, True
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iflow_airflow import plan_cache
 from iflow_airflow import settings as iflow_settings
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow.pools import MANAGED_MARK, DesiredPool, FolderScanner, desired_pools, sync_pools
@@ -39,7 +40,7 @@ BUSY_STATES = ("running", "queued")
 
 class ResourceKeeper:
     def __init__(self, dags_folder: Path, interval: float = DEFAULT_INTERVAL):
-        self.scanner = FolderScanner(dags_folder)
+        self.scanner = FolderScanner(dags_folder, cache=plan_cache.from_config())
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

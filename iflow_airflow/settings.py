@@ -24,6 +24,9 @@ DEFAULTS: dict[str, str] = {
     "keeper_interval": "5",
     # false: no task/run listeners (events, metrics, alerts); pools are still kept.
     "monitoring": "true",
+    # Folder of the compiled-plan cache of the DAG loader, the resource keeper and the
+    # iflow page: empty = $AIRFLOW_HOME/iflow-cache; "off" = always compile (plan_cache.py).
+    "plan_cache": "",
 }
 
 

@@ -54,7 +54,9 @@ def current_plans() -> dict[str, WorkflowPlan]:
 
                 from iflow_airflow.pools import FolderScanner
 
-                _scanner = FolderScanner(Path(conf.get("core", "dags_folder")))
+                from iflow_airflow import plan_cache
+
+                _scanner = FolderScanner(Path(conf.get("core", "dags_folder")), cache=plan_cache.from_config())
             results, _ = _scanner.scan()
         plans = {c.plan.dag_id: c.plan for c in results if c.plan is not None}
         for dag_id, plan in registry.registered().items():

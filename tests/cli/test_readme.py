@@ -53,3 +53,15 @@ def test_mapping_table_names_no_key_the_models_lack():
     named = {m for cell in first_cells for m in re.findall(r"`([a-z_]+(?:\.[a-z_<>\[\]]+)+)", cell)}
     unknown = {n for n in named if n not in known | set(CONTAINERS.values()) and not n.endswith(".*")}
     assert unknown == set()
+
+
+def test_configuration_table_is_every_iflow_option_with_its_default():
+    """The `[iflow]` table lists exactly settings.DEFAULTS, with the shipped defaults."""
+    from iflow_airflow.settings import DEFAULTS
+
+    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+) \|", section, re.M)}
+    assert set(rows) == set(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        cell = rows[key]
+        assert (f"`{default}`" in cell) if default else cell.startswith("(empty"), (key, cell)

@@ -186,3 +186,14 @@ def test_one_broken_defaults_file_only_breaks_its_subtree(tmp_path):
     put(tmp_path, "good/wf.yaml", "workflow:\n  name: good_one\n  tasks: [{id: a}]\n")
     results = {c.display: c.ok for c in compile_folder(tmp_path, S)}
     assert results == {"bad/wf.yaml": False, "good/wf.yaml": True}
+
+
+def test_a_symlinked_sub_folder_is_part_of_the_dags_folder(tmp_path: Path):
+    """git-sync and shared checkouts link folders in: the link's place decides, not its target's."""
+    put(tmp_path, "store/iflow.defaults.yaml", "orchestration: {retry_attempts: 9}\n")
+    put(tmp_path, "store/shared/wf.yaml", "workflow:\n  name: linked\n  tasks: [{id: a}]\n")
+    put(tmp_path, "dags/iflow.defaults.yaml", "orchestration: {retry_attempts: 5}\n")
+    (tmp_path / "dags" / "shared").symlink_to(tmp_path / "store" / "shared", target_is_directory=True)
+    results = {c.display: c for c in compile_folder(tmp_path / "dags", S)}
+    assert set(results) == {"shared/wf.yaml"}
+    assert results["shared/wf.yaml"].plan.task("a").retries == 5  # the dags folder's defaults, not the store's

@@ -50,3 +50,28 @@ def test_duplicate_workflow_name_gets_no_second_dag(tmp_path: Path):
     results = {c.display: c for c in compile_folder(tmp_path, SETTINGS)}
     assert results["a.yaml"].ok
     assert results["b.yaml"].plan is None and results["b.yaml"].error.problems[0].code == "duplicate_workflow"
+
+
+def test_folder_scanner_recompiles_only_changed_files_with_the_plan_cache(tmp_path: Path):
+    """The scheduler's keeper rescans on every change: unchanged files come from the loader's cache."""
+    import os
+
+    from iflow_airflow.plan_cache import PlanCache
+    from iflow_airflow.pools import FolderScanner
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "a.yaml").write_text(_wf("a", "{db: 1}", "db"))
+    (dags / "b.yaml").write_text(_wf("b", "{db: 1}", "db"))
+    (tmp_path / "cache").mkdir(mode=0o700)
+    cache = PlanCache(tmp_path / "cache")
+    scanner = FolderScanner(dags, SETTINGS, cache=cache)
+    results, changed = scanner.scan()
+    assert changed and sorted(c.plan.dag_id for c in results) == ["a", "b"]
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert scanner.scan()[1] is False and (cache.hits, cache.misses) == (0, 2)  # nothing changed: no compile
+    (dags / "b.yaml").write_text(_wf("b", "{db: 1, gpu: 2}", "db"))
+    os.utime(dags / "b.yaml", ns=(1, 1))  # a different stamp even on a coarse clock
+    results, changed = scanner.scan()
+    assert changed and (cache.hits, cache.misses) == (1, 3)  # a.yaml from the cache, b.yaml compiled
+    assert set(desired_pools(results)) == {"iflow_db", "iflow_gpu"}
