@@ -14,6 +14,8 @@ its own parse unit, which needs none of the above.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import sys
 import traceback
@@ -75,6 +77,26 @@ def _running_import() -> tuple[DagImportResult | None, Path | None]:
     return None, None
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while the loader compiles and builds.
+
+    Compiling allocates many short-lived containers (YAML nodes, models, dicts) that
+    reference counting frees; the allocations alone trigger collections, and the older
+    generations walk the whole heap of the parsing process (Airflow's imports: some
+    500,000 objects). Measured: 450 of 780 ms of compiling 500 files went to the
+    collector. Nothing the loader allocates is cyclic garbage worth collecting
+    mid-load; the collector's state is restored afterwards (left off if it was off).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) -> list[Compiled]:
     """Put one DAG per valid iflow file under ``folder`` into ``namespace``; report the rest.
 
@@ -85,12 +107,13 @@ def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) 
     settings = IflowSettings.from_config()
     root = Path(folder) if folder else Path(namespace.get("__file__", ".")).resolve().parent
     result, bundle = _running_import()
-    results = compile_folder(root, settings, cache=plan_cache.from_config())
-    for c in results:
-        if c.plan is not None:
-            dag = _build(c, settings)
-            if dag is not None:
-                namespace[f"iflow__{dag.dag_id}"] = dag
+    with collector_paused():
+        results = compile_folder(root, settings, cache=plan_cache.from_config())
+        for c in results:
+            if c.plan is not None:
+                dag = _build(c, settings)
+                if dag is not None:
+                    namespace[f"iflow__{dag.dag_id}"] = dag
     errors = [c for c in results if c.error is not None]
     for c in errors:
         rel = str(c.path.resolve().relative_to(bundle.resolve())) if bundle else c.display
