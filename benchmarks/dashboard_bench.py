@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import load_avg, machine_facts  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import load_avg, machine_facts, print_machine_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -272,14 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     load_end = load_avg()
 
-    print()
-    print("| machine | |")
-    print("|---|---|")
-    print(f"| nproc | {facts['nproc']} |")
-    print(f"| CPU | {facts['cpu']} |")
-    print(f"| Python / Airflow | {facts['python']} / {facts['airflow']} |")
-    print(f"| load average (1/5/15 min) at start / during HTTP / end | {load_start} / {load_http} / {load_end} |")
-    print(f"| command | `{cmd}` |")
+    print_machine_table(facts, "start / during HTTP / end", f"{load_start} / {load_http} / {load_end}", cmd)
     print()
     print(f"Database: SQLite, {a.workflows} iflow workflows x {a.runs} runs x {a.tasks} tasks = "
           f"{filled['task_instances']:,} task instances; response {size:,} bytes of JSON.")

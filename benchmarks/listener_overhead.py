@@ -47,7 +47,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from machine import load_avg, machine_facts  # noqa: E402  (benchmarks/ is on sys.path)
+from machine import load_avg, machine_facts, print_machine_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -173,14 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(r[key] for r in results if r["mode"] == mode)
 
     n_tasks = a.chains * a.length
-    print()
-    print("| machine | |")
-    print("|---|---|")
-    print(f"| nproc | {facts['nproc']} |")
-    print(f"| CPU | {facts['cpu']} |")
-    print(f"| Python / Airflow | {facts['python']} / {facts['airflow']} |")
-    print(f"| load average (1/5/15 min) at start / end | {load_start} / {load_end} |")
-    print(f"| command | `{cmd}` |")
+    print_machine_table(facts, "start / end", f"{load_start} / {load_end}", cmd)
     print()
     print(f"Workflow: {a.chains} chains x {a.length} tasks = {n_tasks} `command: \"true\"` tasks, "
           f"max_concurrent_tasks {a.concurrency}; LocalExecutor, SQLite; {a.runs} runs per deployment, "

@@ -30,3 +30,15 @@ def machine_facts() -> dict[str, str]:
 
 def load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_machine_table(facts: dict[str, str], load_label: str, loads: str, command: str) -> None:
+    """The machine table every benchmark prints above its figures."""
+    print()
+    print("| machine | |")
+    print("|---|---|")
+    print(f"| nproc | {facts['nproc']} |")
+    print(f"| CPU | {facts['cpu']} |")
+    print(f"| Python / Airflow | {facts['python']} / {facts['airflow']} |")
+    print(f"| load average (1/5/15 min) at {load_label} | {loads} |")
+    print(f"| command | `{command}` |")

@@ -44,11 +44,11 @@ try:
 except ImportError:  # package not installed: use the working tree
     sys.path.insert(0, str(REPO_ROOT))
     from iflow_airflow.deploy import standalone_env
+from iflow_airflow.client import TERMINAL_RUN_STATES, AirflowApiError, AirflowRestClient  # noqa: E402
 
 T = TypeVar("T")
 DEFAULT_COMPONENTS = ("dag-processor", "scheduler", "api-server")
 KNOWN_COMPONENTS = ("dag-processor", "scheduler", "api-server", "triggerer")
-TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 # Inherited variables that would make the deployment depend on the caller's shell.
 _SCRUBBED_PREFIXES = ("AIRFLOW__", "AIRFLOW_", "_AIRFLOW")
 _MARKER = "IFLOW_E2E_DEPLOYMENT"
@@ -124,8 +124,13 @@ class Component:
             os.killpg(self.proc.pid, sig)
 
 
-class AirflowClient:
-    """Small REST API v2 client (bearer token of the SimpleAuthManager admin user)."""
+class AirflowClient(AirflowRestClient):
+    """The product's REST client (``iflow_airflow.client``) with what tests need on top.
+
+    The admin password comes from the SimpleAuthManager's generated file; an
+    unexpected answer raises :class:`DeploymentError` with every component's log
+    tail; ``wait_until`` polls while checking that the components are alive.
+    """
 
     def __init__(
         self,
@@ -137,59 +142,29 @@ class AirflowClient:
         check_alive: Callable[[], None] = lambda: None,
         poll_interval: float = 0.5,
     ) -> None:
+        super().__init__(base_url, username)
         self.base_url = base_url
         self.password_file = password_file
-        self.username = username
         self.diagnostics = diagnostics
         self.check_alive = check_alive
         self.poll_interval = poll_interval
-        self.http = httpx.Client(base_url=base_url, timeout=30.0)
-        self._token: str | None = None
-
-    # --- plumbing -------------------------------------------------------------
-
-    def close(self) -> None:
-        self.http.close()
 
     def fail(self, message: str) -> DeploymentError:
         return DeploymentError(f"{message}\n{self.diagnostics()}")
 
     def login(self) -> str:
         """Token for the admin user, password from the generated password file."""
-        passwords = json.loads(self.password_file.read_text())
-        r = self.http.post(
-            "/auth/token", json={"username": self.username, "password": passwords[self.username]}
-        )
-        if r.status_code not in (200, 201):
-            raise self.fail(f"POST /auth/token -> {r.status_code}: {r.text}")
-        self._token = r.json()["access_token"]
-        self.http.headers["Authorization"] = f"Bearer {self._token}"
-        return self._token
+        self.password = json.loads(self.password_file.read_text())[self.username]
+        return super().login()
 
     def request(self, method: str, path: str, *, ok: Iterable[int] = (200,), **kw: Any) -> httpx.Response:
-        """A request with the token; a status outside ``ok`` raises with the logs."""
-        if self._token is None:
-            self.login()
-        r = self.http.request(method, path, **kw)
-        if r.status_code == 401:  # token expired: log in again once
-            self.login()
-            r = self.http.request(method, path, **kw)
-        if r.status_code not in tuple(ok):
-            raise self.fail(f"{method} {path} -> {r.status_code}: {r.text[:2000]}")
-        return r
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.request("GET", path, **kw).json()
-
-    def _paged(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> list[dict]:
-        out: list[dict] = []
-        limit = 100  # [api] maximum_page_limit default
-        while True:
-            page = self.get(path, params={**(params or {}), "limit": limit, "offset": len(out)})
-            items = page[key]
-            out.extend(items)
-            if not items or len(out) >= page.get("total_entries", 0):
-                return out
+        """The product's request; a wrong answer raises with the logs, a connection error as itself."""
+        try:
+            return super().request(method, path, ok=ok, **kw)
+        except AirflowApiError as exc:
+            if isinstance(exc.__cause__, httpx.HTTPError):  # not up (yet): wait_until polls on
+                raise exc.__cause__ from None
+            raise self.fail(str(exc)) from None
 
     def wait_until(
         self,
@@ -240,10 +215,6 @@ class AirflowClient:
     def dags(self) -> list[dict]:
         return self._paged("/api/v2/dags", "dags")
 
-    def dag(self, dag_id: str) -> dict | None:
-        r = self.request("GET", f"/api/v2/dags/{dag_id}", ok=(200, 404))
-        return r.json() if r.status_code == 200 else None
-
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict:
         """Wait until ``dag_id`` is known to the API (parsed and serialized); return it."""
 
@@ -255,28 +226,15 @@ class AirflowClient:
 
         return self.wait_until(lambda: self.dag(dag_id), timeout, f"DAG {dag_id!r}", details=details)
 
-    def unpause(self, dag_id: str) -> dict:
-        return self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).json()
+    def pause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
 
-    def pause(self, dag_id: str) -> dict:
-        return self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True}).json()
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:  # type: ignore[override]
+        """Wait until the run is ``success`` or ``failed``; return that state (the product's returns the run).
 
-    def trigger(self, dag_id: str, conf: dict | None = None, *, unpause: bool = True) -> str:
-        """Create a manual run (``logical_date`` null) and return its run id."""
-        if unpause:
-            self.unpause(dag_id)
-        r = self.request(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            json={"logical_date": None, "conf": conf or {}},
-        )
-        return r.json()["dag_run_id"]
-
-    def dag_run(self, dag_id: str, run_id: str) -> dict:
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
-        """Wait until the run is ``success`` or ``failed``; return that state."""
+        Unlike the product's, it stops as soon as a component died, and a timeout
+        raises with the task states and every component's log tail.
+        """
 
         def done() -> str | None:
             state = self.dag_run(dag_id, run_id)["state"]
@@ -288,9 +246,6 @@ class AirflowClient:
             return f"run state: {run['state']}\ntask instances: {tis}"
 
         return self.wait_until(done, timeout, f"run {dag_id}/{run_id} to finish", details=details)
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self._paged(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
 
     def import_errors(self) -> list[dict]:
         return self._paged("/api/v2/importErrors", "import_errors")
