@@ -74,10 +74,22 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> str:
     except Exception:  # pragma: no cover - formatting is total, but never let it escape
         _internal.exception("iflow: could not log event %s", event)
         line = ""
-    from iflow_airflow.extensions import dispatch_event
+    if _names_monitors(fields.get("workflow")):  # only then import the extension machinery
+        from iflow_airflow.extensions import dispatch_event
 
-    dispatch_event(event, fields)  # the workflow's own monitors (workflow.monitors); never raises
+        dispatch_event(event, fields)  # the workflow's own monitors (workflow.monitors); never raises
     return line
+
+
+def _names_monitors(workflow: Any) -> bool:
+    """True when ``workflow``'s plan lists ``workflow.monitors`` (cheap: no import, no I/O)."""
+    try:
+        from iflow_airflow import registry
+
+        plan = registry.plan_for(str(workflow)) if workflow else None
+        return bool(plan is not None and plan.monitors)
+    except Exception:
+        return False
 
 
 # --- metrics --------------------------------------------------------------------

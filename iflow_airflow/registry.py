@@ -11,6 +11,7 @@ The listeners read a workflow's ``alerts`` settings from here.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from iflow_airflow.plan_types import WorkflowPlan
@@ -26,14 +27,19 @@ def register(plan: WorkflowPlan) -> None:
 
 
 def plan_for(dag_id: str) -> WorkflowPlan | None:
-    """The plan of ``dag_id``: built in this process, else the scheduler's keeper's; else None."""
+    """The plan of ``dag_id``: built in this process, else the scheduler's keeper's; else None.
+
+    The keeper is only asked where it was loaded (the scheduler): a task of another
+    DAG must not pay for importing it.
+    """
     plan = _plans.get(dag_id)
     if plan is not None:
         return plan
+    keeper = sys.modules.get("iflow_airflow.resource_keeper")
+    if keeper is None:
+        return None
     try:
-        from iflow_airflow import resource_keeper
-
-        return resource_keeper.plan_for(dag_id)
+        return keeper.plan_for(dag_id)
     except Exception:
         return None
 

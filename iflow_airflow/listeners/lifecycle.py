@@ -1,8 +1,14 @@
-"""Component lifecycle hooks: start the resource keeper inside the scheduler."""
+"""Component lifecycle hooks: start the resource keeper inside the scheduler.
+
+Every Airflow process calls these, every task process included, so the keeper's
+module (and the compiler behind it) is imported only by a job (scheduler,
+triggerer, dag-processor ``Job``), never by a task.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from airflow.listeners import hookimpl
 
@@ -11,6 +17,8 @@ log = logging.getLogger(__name__)
 
 @hookimpl
 def on_starting(component):
+    if type(component).__name__ != "Job":  # a task runner, api-server, ...: nothing to keep
+        return
     try:
         from iflow_airflow import resource_keeper
 
@@ -21,9 +29,10 @@ def on_starting(component):
 
 @hookimpl
 def before_stopping(component):
+    resource_keeper = sys.modules.get("iflow_airflow.resource_keeper")
+    if resource_keeper is None:  # never started in this process
+        return
     try:
-        from iflow_airflow import resource_keeper
-
         resource_keeper.stop()
     except Exception:
         log.exception("iflow: could not stop the resource keeper")

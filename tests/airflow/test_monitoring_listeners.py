@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import textwrap
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -208,3 +209,61 @@ def test_summary_reads_the_metadata_database(monitored, airflow_env):
     assert [r["run_id"] for r in out["detail"]["recent_runs"]] == [run["run_id"]]
     assert [t["task_id"] for t in out["detail"]["tasks"]] == ["prepare", "boom"]
     assert out["unknown"] is None
+
+
+LEAN_CHECK = textwrap.dedent("""
+    import json, os, sys
+
+    HEAVY = ("iflow_airflow.models", "iflow_airflow.extensions", "iflow_airflow.resource_keeper",
+             "iflow_airflow.compiler")
+
+
+    def loaded():
+        return sorted(m for m in HEAVY if m in sys.modules)
+
+
+    def main():
+        from airflow.dag_processing.dagbag import DagBag
+
+        folder = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "lean")
+        bag = DagBag(dag_folder=folder, bundle_path=folder)
+        out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "after_parse": loaded()}
+        if sys.argv[1] == "run":
+            for dag_id in ("lean_wf", "lean_plain"):
+                dr = bag.get_dag(dag_id).test()
+                out[dag_id] = {"state": str(getattr(dr.state, "value", dr.state)), "loaded": loaded()}
+        print("JSON" + json.dumps(out))
+
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+def test_task_hooks_import_nothing_heavy_in_a_task_process(airflow_env):
+    """A task process parses with a warm plan cache; its hooks must not pull in models, extensions or the keeper.
+
+    (The first event used to import the extension machinery, ~20 ms per task process:
+    the listener benchmark's run time, not the hooks' own microseconds.)
+    """
+    airflow_env.write_file("lean/iflow_dags.py", LOADER)
+    airflow_env.write_file("lean/lean_wf.yaml", "workflow:\n  name: lean_wf\n  tasks:\n"
+                                                "    - {id: a, command: 'true'}\n    - {id: b, dependencies: [a]}\n")
+    airflow_env.write_file("lean/lean_plain.py", PLAIN_DAG.replace("plain_dag_unmonitored", "lean_plain")
+                           .replace('"exit 1"', '"true"'))
+    airflow_env.write_file("lean_check.py", LEAN_CHECK)
+    script = str(airflow_env.dags_folder / "lean_check.py")
+
+    def check(mode: str) -> dict:
+        proc = airflow_env.run([sys.executable, script, mode])
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("JSON")), None)
+        assert line, proc.stdout[-3000:] + proc.stderr[-5000:]
+        return json.loads(line[4:])
+
+    warm = check("parse")  # the dag-processor's parse: compiles and fills the plan cache
+    assert warm["errors"] == {} and "iflow_airflow.compiler" in warm["after_parse"]
+    out = check("run")  # like a task process: parse (cache warm), then the task hooks fire
+    assert out["errors"] == {}
+    assert out["after_parse"] == ["iflow_airflow.compiler"]  # the loader itself; no models: cache hit
+    assert out["lean_wf"] == {"state": "success", "loaded": ["iflow_airflow.compiler"]}
+    assert out["lean_plain"] == {"state": "success", "loaded": ["iflow_airflow.compiler"]}
