@@ -24,16 +24,23 @@ b. the real endpoint on a real ``airflow api-server`` (tests/e2e/harness.py, onl
 
 Goal: median response time under 300 ms.
 
+``--db postgresql`` runs the same on a fresh database of the local PostgreSQL
+(``CREATE DATABASE iflow_dash_<random>`` on ``--pg-host``/``--pg-port`` as ``--pg-user``,
+trust auth, dropped at the end; needs the ``distributed`` extra for psycopg2), the
+metadata database of a production deployment.
+
 Examples::
 
     python benchmarks/dashboard_bench.py                 # 10 x 20 x 50, 20 requests
     python benchmarks/dashboard_bench.py --quick         # 10 x 20 x 50, 5 requests
     python benchmarks/dashboard_bench.py --workflows 20 --runs 20 --tasks 50 --repeat 50
+    python benchmarks/dashboard_bench.py --db postgresql  # the local PostgreSQL, fresh database
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -43,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from machine import load_avg, machine_facts, print_machine_table  # noqa: E402  (benchmarks/ is on sys.path)
@@ -189,6 +197,34 @@ def child_direct(repeat: int) -> None:
 # --- parent -----------------------------------------------------------------------------
 
 
+class FreshPostgresDatabase:
+    """``CREATE DATABASE`` on enter, ``DROP DATABASE ... WITH (FORCE)`` on exit."""
+
+    def __init__(self, host: str, port: int, user: str):
+        self.params = {"host": host, "port": port, "user": user}
+        self.name = f"iflow_dash_{uuid.uuid4().hex[:10]}"
+
+    def _admin(self, sql: str) -> None:
+        import psycopg2
+
+        with contextlib.closing(psycopg2.connect(dbname="postgres", connect_timeout=10, **self.params)) as conn:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+
+    @property
+    def url(self) -> str:
+        p = self.params
+        return f"postgresql+psycopg2://{p['user']}@{p['host']}:{p['port']}/{self.name}"
+
+    def __enter__(self) -> FreshPostgresDatabase:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workflows", type=int, default=10)
@@ -197,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=20, help="measured calls / requests")
     p.add_argument("--quick", action="store_true", help="5 calls and 5 requests")
     p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME")
+    p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="metadata database (default: SQLite, as `make run`)")
+    p.add_argument("--pg-host", default="127.0.0.1")
+    p.add_argument("--pg-port", type=int, default=5432)
+    p.add_argument("--pg-user", default="postgres")
     p.add_argument("--_child", choices=("fill", "direct"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.quick:
@@ -224,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     for w in range(a.workflows):
         (dags / f"{wf_name(w)}.yaml").write_text(workflow_yaml(w, a.tasks))
     port = free_port()
+    database = FreshPostgresDatabase(a.pg_host, a.pg_port, a.pg_user) if a.db == "postgresql" else None
+    db_env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database.url} if database else {}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_", "_AIRFLOW"))}
     env.update(standalone_env(home, dags, port=port))
+    env.update(db_env)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     print(f"workdir {work}; load average at start: {load_start}", flush=True)
 
@@ -237,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
 
     child = [sys.executable, __file__, "--workflows", str(a.workflows), "--runs", str(a.runs),
              "--tasks", str(a.tasks), "--repeat", str(a.repeat)]
+    cleanup = contextlib.ExitStack()
+    if database is not None:
+        cleanup.enter_context(database)  # dropped in the finally below
     try:
         t0 = time.monotonic()
         run(["airflow", "db", "migrate"])
@@ -251,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         d_ms = [t * 1000 for t in direct["times"]]
         print(f"direct: median {statistics.median(d_ms):.0f} ms (load {load_avg()})", flush=True)
 
-        with AirflowDeployment(home, dags, components=("api-server",), port=port) as af:
+        with AirflowDeployment(home, dags, components=("api-server",), port=port, extra_env=db_env) as af:
             c = af.client
             r = c.request("GET", "/iflow/api/workflows")  # warm-up: builds the app, compiles the plans
             body = r.json()
@@ -268,13 +315,14 @@ def main(argv: list[str] | None = None) -> int:
                 h_ms.append((time.perf_counter() - t) * 1000)
             size = len(r.content)
     finally:
+        cleanup.close()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     load_end = load_avg()
 
     print_machine_table(facts, "start / during HTTP / end", f"{load_start} / {load_http} / {load_end}", cmd)
     print()
-    print(f"Database: SQLite, {a.workflows} iflow workflows x {a.runs} runs x {a.tasks} tasks = "
+    print(f"Database: {'PostgreSQL (fresh database)' if database else 'SQLite'}, {a.workflows} iflow workflows x {a.runs} runs x {a.tasks} tasks = "
           f"{filled['task_instances']:,} task instances; response {size:,} bytes of JSON.")
     print()
     print(f"| `GET /iflow/api/workflows` ({a.repeat} calls, after 1 warm-up) | median | p95 | min | max |")
