@@ -27,6 +27,7 @@ from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import get_user
 
 from iflow_airflow import summary
+from iflow_airflow.gc_pause import collector_paused
 from iflow_airflow.plugin import render
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -53,7 +54,17 @@ def create_app() -> FastAPI:
                   dependencies=[Depends(get_user)])
 
     def _summary(user: Any, session: Any, runs: int) -> dict[str, Any]:
-        return summary.workflows_summary(session, runs_per_workflow=runs, dag_ids=_readable_dag_ids(user, session))
+        with collector_paused():  # thousands of task rows: no collector passes over the server's heap
+            return summary.workflows_summary(session, runs_per_workflow=runs,
+                                             dag_ids=_readable_dag_ids(user, session))
+
+    def _detail(name: str, user: Any, session: Any, run_id: str | None, runs: int) -> dict[str, Any]:
+        with collector_paused():
+            detail = summary.workflow_detail(session, name, run_id=run_id, runs_per_workflow=runs,
+                                             dag_ids=_readable_dag_ids(user, session))
+        if detail is None:
+            raise HTTPException(404, f"no iflow workflow named {name!r}")
+        return detail
 
     @app.get("/", response_class=HTMLResponse)
     def page(user: User, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
@@ -70,17 +81,11 @@ def create_app() -> FastAPI:
     @app.get("/api/workflows/{name}")
     def get_workflow(name: str, user: User, session: SessionDep, run_id: str | None = None,
                      runs: Runs = summary.RUNS_PER_WORKFLOW) -> JSONResponse:
-        detail = summary.workflow_detail(session, name, run_id=run_id, runs_per_workflow=runs,
-                                         dag_ids=_readable_dag_ids(user, session))
-        if detail is None:
-            raise HTTPException(404, f"no iflow workflow named {name!r}")
-        return JSONResponse(detail, headers=NO_STORE)
+        return JSONResponse(_detail(name, user, session, run_id, runs), headers=NO_STORE)
 
     @app.get("/timeline/{name}.svg")
     def timeline(name: str, user: User, session: SessionDep, run_id: str | None = None) -> Response:
-        detail = summary.workflow_detail(session, name, run_id=run_id, dag_ids=_readable_dag_ids(user, session))
-        if detail is None:
-            raise HTTPException(404, f"no iflow workflow named {name!r}")
+        detail = _detail(name, user, session, run_id, summary.RUNS_PER_WORKFLOW)
         return Response(render.timeline_svg(name, detail["timeline"]), media_type="image/svg+xml",
                         headers=NO_STORE)
 
