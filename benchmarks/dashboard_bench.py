@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -91,8 +92,9 @@ def workflow_yaml(w: int, tasks: int) -> str:
 
 
 def percentile(xs: list[float], p: float) -> float:
+    """Nearest rank: the smallest value with at least p% of the values at or below it."""
     s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))  # nearest rank
+    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
     return s[k]
 
 
