@@ -8,57 +8,18 @@ opened by the test, alerts are POSTed to an http.server receiver on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import socket
-import textwrap
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import textwrap
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from receivers import StatsdCollector, WebhookReceiver  # noqa: E402
 
 # The words "airflow" and "dag" must appear (DagBag safe mode); own folder, own loader.
 LOADER = '"""iflow loader: one Airflow DAG per workflow file here."""\n' \
          "from iflow_airflow.importer import load_workflows\n\nload_workflows(globals())\n"
-
-
-class Receiver:
-    def __init__(self):
-        self.bodies: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class StatsdSink:
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-
-    def drain(self) -> list[str]:
-        out = []
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                return out
-            out.extend(data.decode().splitlines())
 
 
 PLAIN_DAG = textwrap.dedent("""
@@ -74,7 +35,7 @@ PLAIN_DAG = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def monitored(airflow_env):
     """Both DAGs run in ONE dag.test subprocess (Airflow's start-up costs seconds)."""
-    rx, statsd = Receiver(), StatsdSink()
+    rx, statsd = WebhookReceiver(), StatsdCollector()
     try:
         airflow_env.write_file("monitoring/iflow_dags.py", LOADER)
         airflow_env.write_file("monitoring/monitored.yaml", textwrap.dedent(f"""
@@ -102,9 +63,9 @@ def monitored(airflow_env):
                 "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
                 "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
             })
-        packets = statsd.drain()
     finally:
         rx.close()
+        packets = statsd.close()
     runs = {r["dag_id"]: r for r in result["runs"]}
     for r in runs.values():
         assert not r["error"], f"{r['error']}\n{result['output'][-6000:]}"

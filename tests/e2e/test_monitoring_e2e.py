@@ -12,18 +12,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import tempfile
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 from harness import REPO_ROOT, AirflowDeployment
+from receivers import StatsdCollector, WebhookReceiver
 
 EXAMPLE = "full_stack_development"
 EXAMPLE_ORDER = ["analyze_requirements", "design_architecture", "implement_frontend", "implement_backend",
@@ -31,58 +28,6 @@ EXAMPLE_ORDER = ["analyze_requirements", "design_architecture", "implement_front
 LOAD = "burst_load"
 POOL = "iflow_burst"
 ARTIFACTS = REPO_ROOT / "artifacts"
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class StatsdCollector:
-    """Keeps the iflow lines of every StatsD packet (Airflow sends many of its own)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except (TimeoutError, OSError):
-                continue
-            self.lines.extend(ln for ln in data.decode("utf-8", "replace").splitlines() if ".iflow." in ln)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(2)
-        self.sock.close()
 
 
 def load_yaml(webhook: str) -> str:
@@ -109,7 +54,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     dags.mkdir()
     shutil.copy(REPO_ROOT / "dags" / "iflow_dags.py", dags / "iflow_dags.py")
     shutil.copy(REPO_ROOT / "dags" / f"{EXAMPLE}.yaml", dags / f"{EXAMPLE}.yaml")
-    rx, statsd = Receiver(), StatsdCollector()
+    rx, statsd = WebhookReceiver(), StatsdCollector(contains=".iflow.")
     (dags / f"{LOAD}.yaml").write_text(load_yaml(rx.url))
     af = AirflowDeployment(root / "home", dags, extra_env={
         "AIRFLOW__IFLOW__KEEPER_INTERVAL": "1",

@@ -2,57 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
+import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from iflow_airflow import alerts, monitor
 
-
-class Receiver:
-    """A webhook receiver: answers with ``statuses`` in turn (then 200), or hangs when ``hang``."""
-
-    def __init__(self, statuses=(), hang=False):
-        self.statuses = list(statuses)
-        self.hang = hang
-        self.requests: list[dict] = []
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append({"path": self.path, "headers": dict(self.headers),
-                                       "body": json.loads(body), "t": time.monotonic()})
-                if outer.hang:
-                    outer.release.wait(30)
-                    return
-                status = outer.statuses.pop(0) if outer.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from receivers import WebhookReceiver as Receiver  # noqa: E402
 
 
 def test_payload_shape():

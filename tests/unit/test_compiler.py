@@ -5,8 +5,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from iflow_airflow.compiler import compile_file, compile_folder, iter_yaml_files
 from iflow_airflow.settings import IflowSettings
 

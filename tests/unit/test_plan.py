@@ -10,7 +10,7 @@ import pytest
 
 from iflow_airflow.compiler import compile_file
 from iflow_airflow.plan_types import (
-    CallableAction, CheckpointAction, CommandAction, OperatorAction, PromptAction, WaitAction,
+    CallableAction, CheckpointAction, CommandAction, PromptAction, WaitAction,
 )
 from iflow_airflow.settings import IflowSettings
 
