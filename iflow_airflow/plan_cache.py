@@ -36,8 +36,8 @@ once can be reused until one of those changes:
 ``[iflow] plan_cache`` (``AIRFLOW__IFLOW__PLAN_CACHE``): empty (default) uses
 ``$AIRFLOW_HOME/iflow-cache``; a path uses that folder; ``off`` turns it off.
 The DAG loader and the folder scans of the resource keeper and the iflow page
-use the cache; the CLI and ``compile_file`` without a
-``cache`` argument always compile.
+use the cache; the CLI and ``compile_file`` without a ``cache`` argument always
+compile.
 """
 
 from __future__ import annotations
