@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,13 @@ if "AIRFLOW_HOME" not in os.environ:
 from iflow_airflow.compiler import Compiled, compile_file  # noqa: E402
 from iflow_airflow.plan_types import WorkflowPlan  # noqa: E402
 from iflow_airflow.settings import IflowSettings  # noqa: E402
+from tree_files import put  # noqa: E402
 
 SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 
 
 def write(folder: Path, text: str | bytes, name: str = "wf.yaml") -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
+    return put(folder, name, text)
 
 
 def compile_text(folder: Path, text: str | bytes, name: str = "wf.yaml", settings: IflowSettings = SETTINGS,

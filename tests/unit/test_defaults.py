@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from iflow_airflow.compiler import compile_file, compile_folder
-
 from iflow_airflow.settings import IflowSettings
+from tree_files import put
 
 S = IflowSettings(allowed_modules=("iflow_airflow.examples",))
-
-
-def put(root: Path, rel: str, text: str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import stat
-import textwrap
 import threading
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from iflow_airflow import plan_cache
 from iflow_airflow.compiler import compile_file, compile_folder
 from iflow_airflow.settings import IflowSettings
+from tree_files import put
 
 S = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 
@@ -34,13 +34,6 @@ workflow:
     - {id: c, dependencies: [a], prompt: summarise}
     - {id: d, dependencies: [b, c]}
 """
-
-
-def put(root: Path, rel: str, text: str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
