@@ -24,7 +24,7 @@ import sys
 import time
 
 # What a task process should not have to import for its hooks (a warm plan cache needs none of it).
-HEAVY = ("iflow_airflow.models", "iflow_airflow.extensions", "iflow_airflow.compiler")
+HEAVY = ("iflow_airflow.schema.models", "iflow_airflow.extensions", "iflow_airflow.compiler")
 
 
 def loaded() -> list[str]:
@@ -42,7 +42,7 @@ def main() -> int:
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
-    from iflow_airflow import registry
+    from iflow_airflow.build import registry
 
     folder = conf.get("core", "dags_folder")
     bag = DagBag(dag_folder=folder, bundle_path=folder)
@@ -50,7 +50,7 @@ def main() -> int:
         raise SystemExit(f"{dag_id} was not built from the dags folder: {bag.import_errors}")
     heavy = loaded()
 
-    from iflow_airflow.listeners import dagrun_events, task_events
+    from iflow_airflow.runtime.listeners import dagrun_events, task_events
 
     with create_session() as session:
         run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.state == "success")

@@ -16,7 +16,7 @@ via ``iflow_airflow.deploy.standalone_env``):
 
 Measured (``--repeat`` times each, after one uncounted call):
 
-a. ``iflow_airflow.summary.workflows_summary(session, plans=...)`` called directly in
+a. ``iflow_airflow.runtime.summary.workflows_summary(session, plans=...)`` called directly in
    a child process (collector paused, as in the endpoint), with the plans of the dags folder compiled once beforehand
    (what the api-server holds after its first request);
 b. the real endpoint on a real ``airflow api-server`` (tests/e2e/harness.py, only the
@@ -179,7 +179,7 @@ def child_fill(workflows: int, runs: int, tasks: int) -> None:
 def child_direct(repeat: int) -> None:
     from airflow.utils.session import create_session
 
-    from iflow_airflow import summary
+    from iflow_airflow.runtime import summary
     from iflow_airflow.gc_pause import collector_paused
 
     t0 = time.perf_counter()

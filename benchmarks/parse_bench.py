@@ -80,7 +80,7 @@ class Samples:
 
 def plan_cache_supported() -> bool:
     try:
-        import iflow_airflow.plan_cache  # noqa: F401
+        import iflow_airflow.plan.cache  # noqa: F401
     except ImportError:
         return False
     return True

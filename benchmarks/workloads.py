@@ -128,7 +128,7 @@ def expected_tasks(n_tasks: int) -> list[Expected]:
     import tempfile
 
     from iflow_airflow.compiler import compile_file
-    from iflow_airflow.plan_types import CommandAction
+    from iflow_airflow.plan.ir import CommandAction
     from iflow_airflow.settings import IflowSettings
 
     with tempfile.TemporaryDirectory(prefix="iflow-bench-plan-") as tmp:

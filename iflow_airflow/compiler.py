@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from iflow_airflow import yaml_source
+from iflow_airflow.source import reader as yaml_source
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
-from iflow_airflow.plan_types import WorkflowPlan
+from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
 
 if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
-    from iflow_airflow.models import WorkflowFile
-    from iflow_airflow.plan_cache import PlanCache
+    from iflow_airflow.schema.models import WorkflowFile
+    from iflow_airflow.plan.cache import PlanCache
 
-DEFAULTS_NAME = "iflow.defaults.yaml"
-YAML_SUFFIXES = (".yaml", ".yml")
+from iflow_airflow.constants import DEFAULTS_FILE_NAME as DEFAULTS_NAME  # noqa: E402
+from iflow_airflow.constants import YAML_SUFFIXES  # noqa: E402
 
 
 @dataclass
@@ -156,8 +156,8 @@ def _task_lines(doc: yaml_source.YamlDocument) -> dict[int, int]:
 def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument | WorkflowFileError],
                      settings: IflowSettings, located: Compiled | None = None) -> WorkflowPlan:
     """Merge, validate and plan one parsed workflow file (``located`` receives the locator)."""
-    from iflow_airflow.plan import make_plan
-    from iflow_airflow.validate import repaired, validate
+    from iflow_airflow.plan.planner import make_plan
+    from iflow_airflow.schema.validate import repaired, validate
 
     broken = [d for d in defaults if isinstance(d, WorkflowFileError)]
     if broken:
@@ -195,15 +195,9 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
 
 def iter_yaml_files(root: Path) -> Iterator[Path]:
     """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own matcher)."""
-    try:
-        from airflow._shared.module_loading.file_discovery import find_path_from_directory
-        from airflow.configuration import conf
+    from iflow_airflow import version_compat
 
-        syntax = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
-        paths: Iterable[str] = find_path_from_directory(str(root), ".airflowignore", syntax)
-    except ImportError:  # no Airflow (plain CLI use): walk without ignore rules
-        paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
-    for p in sorted(paths):
+    for p in sorted(version_compat.discover_files(root)):
         path = Path(p)
         if path.suffix.lower() in YAML_SUFFIXES and path.name != DEFAULTS_NAME and path.is_file():
             yield path

@@ -45,15 +45,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from iflow_airflow.models import BUILTIN_RESOLVERS, BUILTIN_STRATEGIES
-from iflow_airflow.priorities import CRITICAL_PATH_CAP, LEVEL_SPAN, RANDOM_BUCKETS
+from iflow_airflow import entry_points
+from iflow_airflow.constants import (
+    BUILTIN_RESOLVERS,
+    BUILTIN_STRATEGIES,
+    CRITICAL_PATH_CAP,
+    LEVEL_SPAN,
+    MONITORS_GROUP,
+    RANDOM_BUCKETS,
+    RESOLVERS_GROUP,
+    STRATEGIES_GROUP,
+)
 from iflow_airflow.settings import IflowSettings
 
 log = logging.getLogger(__name__)
 
-STRATEGY_GROUP = "iflow_airflow.strategies"
-RESOLVER_GROUP = "iflow_airflow.resolvers"
-MONITOR_GROUP = "iflow_airflow.monitors"
+STRATEGY_GROUP = STRATEGIES_GROUP
+RESOLVER_GROUP = RESOLVERS_GROUP
+MONITOR_GROUP = MONITORS_GROUP
 TIE_BREAK_MAX = LEVEL_SPAN - 1  # 999,999
 RESOLVER_BONUS_MAX = RANDOM_BUCKETS - 1  # 99
 
@@ -186,11 +195,7 @@ class ExtensionError(LookupError):
 def registered(kind: str) -> dict[str, importlib.metadata.EntryPoint]:
     """Registered extensions of ``kind`` by name (first registration wins; built-in names cannot be taken)."""
     group, _, builtins, _ = _KINDS[kind]
-    found: dict[str, importlib.metadata.EntryPoint] = {}
-    for ep in importlib.metadata.entry_points(group=group):
-        if ep.name not in builtins:
-            found.setdefault(ep.name, ep)
-    return found
+    return entry_points.registered(group, builtins)
 
 
 def known_names(kind: str) -> list[str]:
@@ -215,7 +220,7 @@ def load(kind: str, name: str, settings: IflowSettings) -> Any:
         raise ExtensionError(f"unknown {kind} {name!r} for {key}; known: {known} "
                              f"(custom ones are registered under the entry point group {group!r})")
     if not settings.module_allowed(ep.module):
-        from iflow_airflow.operators.allowlist import not_allowed_message
+        from iflow_airflow.allowlist import not_allowed_message
 
         raise ExtensionError(not_allowed_message(ep.module, settings, f"{kind} {name!r} ({ep.value})"))
     cache_key = (kind, name, ep.value)
@@ -245,16 +250,9 @@ def clear_cache() -> None:
 _monitor_settings: list[IflowSettings] = []
 
 
-def dispatch_event(event: str, fields: Mapping[str, Any]) -> None:
-    """Hand ``event`` to every monitor the event's workflow names in ``workflow.monitors``. Never raises."""
+def dispatch_event(event: str, fields: Mapping[str, Any], names: Sequence[str]) -> None:
+    """Hand ``event`` to each monitor in ``names`` (the workflow's ``workflow.monitors``). Never raises."""
     try:
-        workflow = fields.get("workflow")
-        if not workflow:
-            return
-        from iflow_airflow import registry
-
-        plan = registry.plan_for(str(workflow))
-        names = getattr(plan, "monitors", ()) if plan is not None else ()
         if not names:
             return
         if not _monitor_settings:

@@ -1,6 +1,6 @@
 """Operators that run iflow task actions, one concept per module.
 
-Names are imported lazily so that ``registry``/``targets``/``run_env`` users (the
+Names are imported lazily so that ``kinds``/``run_env`` users (the
 loader, the CLI) do not pay for importing Airflow until an operator is needed.
 """
 
@@ -15,33 +15,33 @@ _EXPORTS: dict[str, str] = {
     "IflowAgentOperator": "agent",
     "IflowCheckpointOperator": "checkpoint",
     "IflowWaitOperator": "wait",
-    "resolve_callable": "targets",
-    "check_callable_target": "targets",
-    "split_target": "targets",
-    "CallableTargetError": "targets",
-    "ModuleNotAllowedError": "allowlist",
+    "resolve_callable": "iflow_airflow.allowlist",
+    "check_callable_target": "iflow_airflow.allowlist",
+    "split_target": "iflow_airflow.allowlist",
+    "CallableTargetError": "iflow_airflow.allowlist",
+    "ModuleNotAllowedError": "iflow_airflow.allowlist",
     "build_env": "run_env",
     "env_name": "run_env",
-    "builtin_kind_for": "registry",
-    "builtin_operator_class": "registry",
-    "available_kinds": "registry",
-    "load_custom_operator": "registry",
-    "ENTRY_POINT_GROUP": "registry",
+    "builtin_kind_for": "kinds",
+    "builtin_operator_class": "kinds",
+    "available_kinds": "kinds",
+    "load_custom_operator": "kinds",
+    "ENTRY_POINT_GROUP": "kinds",
 }
 
 _SUBMODULES = frozenset(
-    {"agent", "allowlist", "callable", "checkpoint", "command", "process", "registry", "run_env", "targets", "wait"}
+    {"agent", "callable", "checkpoint", "command", "kinds", "process", "run_env", "wait"}
 )
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from iflow_airflow.operators.agent import IflowAgentOperator
-    from iflow_airflow.operators.allowlist import ModuleNotAllowedError
+    from iflow_airflow.allowlist import ModuleNotAllowedError
     from iflow_airflow.operators.callable import IflowCallableOperator
     from iflow_airflow.operators.checkpoint import IflowCheckpointOperator
     from iflow_airflow.operators.command import IflowCommandOperator
-    from iflow_airflow.operators.registry import (
+    from iflow_airflow.operators.kinds import (
         ENTRY_POINT_GROUP,
         available_kinds,
         builtin_kind_for,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
         load_custom_operator,
     )
     from iflow_airflow.operators.run_env import build_env, env_name
-    from iflow_airflow.operators.targets import (
+    from iflow_airflow.allowlist import (
         CallableTargetError,
         check_callable_target,
         resolve_callable,
@@ -59,11 +59,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:  # ``operators.registry`` works without importing it first
+    if name in _SUBMODULES:  # ``operators.kinds`` works without importing it first
         return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(importlib.import_module(module if "." in module else f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

@@ -13,10 +13,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from iflow_airflow.operators.allowlist import ModuleNotAllowedError
+from iflow_airflow.allowlist import ModuleNotAllowedError
 from iflow_airflow.operators.base import IflowResultOperator, result_kwargs
 from iflow_airflow.operators.run_env import pull_results, run_params
-from iflow_airflow.operators.targets import (
+from iflow_airflow.allowlist import (
     CallableTargetError,
     check_callable_target,
     resolve_callable,

@@ -211,11 +211,10 @@ class IflowWaitOperator(BaseOperator):
 
 def _run_after(dag_id: str, run_id: str) -> datetime:
     """When a run of another workflow was due, via the task SDK (workers have no ORM)."""
-    from airflow.sdk.execution_time.comms import GetDagRun
-    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+    from iflow_airflow import version_compat
 
     try:
-        dag_run = SUPERVISOR_COMMS.send(GetDagRun(dag_id=dag_id, run_id=run_id))
+        dag_run = version_compat.get_dag_run(dag_id, run_id)
     except Exception:  # a run deleted meanwhile: oldest, so it never wins
         return datetime.min.replace(tzinfo=timezone.utc)
     return dag_run.run_after or dag_run.start_date or datetime.min.replace(tzinfo=timezone.utc)

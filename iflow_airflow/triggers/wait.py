@@ -141,14 +141,14 @@ class IflowWaitTrigger(BaseTrigger):
     async def _external_succeeded(self) -> bool:
         from asgiref.sync import sync_to_async
 
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from iflow_airflow import version_compat
 
-        count = await sync_to_async(RuntimeTaskInstance.get_ti_count)(
+        count = await sync_to_async(version_compat.count_task_instances)(
             dag_id=self.external_dag_id,
             task_ids=[self.external_task_id],
             states=["success"],
         )
-        return int(count or 0) > 0
+        return count > 0
 
     def _sleep_for(self) -> float:
         step = self.poke_interval

@@ -130,7 +130,7 @@ def test_other_dags_are_left_alone(monitored):
 SUMMARY_SCRIPT = textwrap.dedent('''
     import json, sys
     from airflow.utils.session import create_session
-    from iflow_airflow.summary import workflows_summary, workflow_detail
+    from iflow_airflow.runtime.summary import workflows_summary, workflow_detail
 
     with create_session() as session:
         out = {
@@ -175,7 +175,7 @@ def test_summary_reads_the_metadata_database(monitored, airflow_env):
 LEAN_CHECK = textwrap.dedent("""
     import json, os, sys
 
-    HEAVY = ("iflow_airflow.models", "iflow_airflow.extensions", "iflow_airflow.resource_keeper",
+    HEAVY = ("iflow_airflow.schema.models", "iflow_airflow.extensions", "iflow_airflow.runtime.keeper",
              "iflow_airflow.compiler")
 
 

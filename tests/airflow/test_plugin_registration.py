@@ -32,8 +32,8 @@ def test_plugin_registered_once_from_the_entry_point(airflow_env):
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.split("JSON", 1)[1])
     assert seen["count"] == 1
-    assert seen["listeners"] == ["iflow_airflow.listeners.dagrun_events", "iflow_airflow.listeners.lifecycle",
-                                 "iflow_airflow.listeners.task_events"]
+    assert seen["listeners"] == ["iflow_airflow.runtime.listeners.dagrun_events", "iflow_airflow.runtime.listeners.lifecycle",
+                                 "iflow_airflow.runtime.listeners.task_events"]
     assert seen["fastapi"] == ["/iflow"]
     assert seen["errors"] == {}
 
@@ -43,4 +43,4 @@ def test_monitoring_switch_drops_the_task_and_run_listeners_only(airflow_env):
     proc = airflow_env.run([sys.executable, "-c", SCRIPT], extra_env={"AIRFLOW__IFLOW__MONITORING": "false"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.split("JSON", 1)[1])
-    assert seen["listeners"] == ["iflow_airflow.listeners.lifecycle"]
+    assert seen["listeners"] == ["iflow_airflow.runtime.listeners.lifecycle"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.airflow
-CLI = [sys.executable, "-m", "iflow_airflow.cli", "sync-pools"]
+CLI = [sys.executable, "-m", "iflow_airflow.client.cli", "sync-pools"]
 
 
 def _pools(env) -> dict[str, tuple[int, str]]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from iflow_airflow.cli import main
-from iflow_airflow.models import json_schema
+from iflow_airflow.client.cli import main
+from iflow_airflow.schema.models import json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"
@@ -79,7 +79,7 @@ def test_explain_shows_pools_queues_and_loads(capsys):
 
 
 def test_schema_is_json_schema_of_the_models_and_committed_copy_is_current():
-    out = subprocess.run([sys.executable, "-m", "iflow_airflow.cli", "schema"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "iflow_airflow.client.cli", "schema"], capture_output=True, text=True,
                          check=True).stdout
     schema = json.loads(out)
     assert schema == json_schema()

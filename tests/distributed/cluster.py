@@ -10,7 +10,7 @@ Built by composition on the end-to-end harness (``tests/e2e/harness.py``):
   dropped with ``WITH (FORCE)`` at the end) and a dedicated Redis DB number
   (locked with a key, ``FLUSHDB`` at start and end);
 * the Airflow settings come from ``docker-compose.yaml`` through
-  :func:`iflow_airflow.deploy.celery_env` (handed to :class:`AirflowDeployment` as
+  :func:`scripts/compose_settings.py: celery_env` (handed to :class:`AirflowDeployment` as
   ``extra_env``, which it applies over its own ``standalone_env``: ``celery_env``
   is a superset of it, so the result is exactly ``celery_env``), plus the few
   settings in :data:`TEST_ONLY_SETTINGS`, which are NOT deployment settings;
@@ -58,7 +58,7 @@ from harness import (  # noqa: E402
     free_port,
 )
 
-from iflow_airflow.deploy import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402
+from compose_settings import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402  (scripts/, on the path via harness)
 
 #: The compose services whose processes the harness starts (name there -> here).
 CORE_SERVICES = {

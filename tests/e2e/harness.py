@@ -5,7 +5,7 @@
         run_id = af.client.trigger("smoke")
         assert af.client.wait_for_run("smoke", run_id, timeout=120) == "success"
 
-* Settings come from :func:`iflow_airflow.deploy.standalone_env`, i.e. from
+* Settings come from :func:`scripts/compose_settings.py: standalone_env`, i.e. from
   docker-compose.yaml: the tests run with what users run.
 * Nothing is written into the repository: the database, airflow.cfg, the admin
   password file and all logs live under ``home`` (component output in
@@ -39,12 +39,10 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-try:
-    from iflow_airflow.deploy import standalone_env
-except ImportError:  # package not installed: use the working tree
-    sys.path.insert(0, str(REPO_ROOT))
-    from iflow_airflow.deploy import standalone_env
-from iflow_airflow.client import TERMINAL_RUN_STATES, AirflowApiError, AirflowRestClient  # noqa: E402
+# The settings of docker-compose.yaml, as scripts/run-standalone uses them (dev tooling, not the package).
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from compose_settings import standalone_env  # noqa: E402
+from iflow_airflow.client.rest import TERMINAL_RUN_STATES, AirflowApiError, AirflowRestClient  # noqa: E402
 
 T = TypeVar("T")
 DEFAULT_COMPONENTS = ("dag-processor", "scheduler", "api-server")
@@ -125,7 +123,7 @@ class Component:
 
 
 class AirflowClient(AirflowRestClient):
-    """The product's REST client (``iflow_airflow.client``) with what tests need on top.
+    """The product's REST client (``iflow_airflow.client.rest``) with what tests need on top.
 
     The admin password comes from the SimpleAuthManager's generated file; an
     unexpected answer raises :class:`DeploymentError` with every component's log

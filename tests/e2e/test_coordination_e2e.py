@@ -27,7 +27,7 @@ import pytest
 from harness import REPO_ROOT, AirflowDeployment
 
 from iflow_airflow import WorkflowEngine
-from iflow_airflow.client import WorkflowNotDeployedError
+from iflow_airflow.client.rest import WorkflowNotDeployedError
 
 pytestmark = pytest.mark.e2e
 CLI = str(Path(sys.executable).parent / "iflow-airflow")

@@ -19,7 +19,7 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 from iflow_airflow.compiler import Compiled, compile_file  # noqa: E402
-from iflow_airflow.plan_types import WorkflowPlan  # noqa: E402
+from iflow_airflow.plan.ir import WorkflowPlan  # noqa: E402
 from iflow_airflow.settings import IflowSettings  # noqa: E402
 from tree_files import put  # noqa: E402
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from iflow_airflow import alerts, monitor
+from iflow_airflow.runtime import alerts
+from iflow_airflow.runtime import monitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from receivers import WebhookReceiver as Receiver  # noqa: E402

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from iflow_airflow import conflicts
-from iflow_airflow.plan_types import Conflict
+from iflow_airflow.plan import conflicts
+from iflow_airflow.plan.ir import Conflict
 
 
 def _wf(tasks: list[dict], resources: dict, *, rule: str = "priority", mode: str = "intelligent") -> str:

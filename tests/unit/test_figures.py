@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from iflow_airflow.figures import (
+from iflow_airflow.runtime.figures import (
     PoolRow, RunRow, TaskRow, distribution, max_concurrency, percentile, resource_figures, run_progress,
     sync_delays, timeline, workflow_figures,
 )

@@ -18,7 +18,7 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="iflow_fuzz_airflow_home_")
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from iflow_airflow.cli import main as cli_main  # noqa: E402
+from iflow_airflow.client.cli import main as cli_main  # noqa: E402
 from iflow_airflow.compiler import compile_file, compile_folder  # noqa: E402
 from iflow_airflow.settings import IflowSettings  # noqa: E402
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from iflow_airflow import importer
+from iflow_airflow.build import loader as importer
 from iflow_airflow.gc_pause import collector_paused
 
 WORKFLOW = "workflow:\n  name: gc_wf\n  tasks:\n    - {id: a, command: 'true'}\n"

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from iflow_airflow import monitor, registry
-from iflow_airflow.listeners import task_events
+from iflow_airflow.runtime import monitor
+from iflow_airflow.build import registry
+from iflow_airflow.runtime.listeners import task_events
 
 
 class Lines(logging.Handler):

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from iflow_airflow.operators.allowlist import ModuleNotAllowedError
+from iflow_airflow.allowlist import ModuleNotAllowedError
 from iflow_airflow.operators.run_env import build_env, env_name, to_env_value
-from iflow_airflow.operators.targets import CallableTargetError, check_callable_target, resolve_callable
+from iflow_airflow.allowlist import CallableTargetError, check_callable_target, resolve_callable
 from iflow_airflow.settings import IflowSettings
 
 EXAMPLES = IflowSettings(allowed_modules=("iflow_airflow.examples",))
@@ -731,7 +731,7 @@ def test_package_exports_resolve_lazily():
     code = (
         "import sys, iflow_airflow.operators as ops\n"
         "assert 'airflow.sdk' not in sys.modules\n"
-        "assert ops.registry.builtin_kind_for('bash') == 'command'\n"
+        "assert ops.kinds.builtin_kind_for('bash') == 'command'\n"
         "assert ops.check_callable_target('os:system', __import__('iflow_airflow.settings').settings.IflowSettings())\n"
         "assert 'airflow.sdk' not in sys.modules\n"
         "assert ops.IflowWaitOperator.__name__ == 'IflowWaitOperator'\n"
@@ -742,7 +742,7 @@ def test_package_exports_resolve_lazily():
 
 
 def test_builtin_kinds_and_aliases():
-    from iflow_airflow.operators.registry import builtin_kind_for, builtin_operator_class
+    from iflow_airflow.operators.kinds import builtin_kind_for, builtin_operator_class
 
     assert [builtin_kind_for(n) for n in ("bash", "python", "agent", "command", "wait", "checkpoint")] == [
         "command",
@@ -786,7 +786,7 @@ def custom_kinds(tmp_path, monkeypatch):
 
 def test_custom_kinds_are_listed_and_loaded(custom_kinds):
     """Entry points add kinds; built-in names cannot be hijacked by a plugin."""
-    from iflow_airflow.operators.registry import available_kinds, load_custom_operator
+    from iflow_airflow.operators.kinds import available_kinds, load_custom_operator
 
     pkg, _ = custom_kinds
     kinds = available_kinds()
@@ -799,7 +799,7 @@ def test_custom_kinds_are_listed_and_loaded(custom_kinds):
 
 
 def test_custom_kind_from_disallowed_module_is_not_imported(custom_kinds):
-    from iflow_airflow.operators.registry import load_custom_operator
+    from iflow_airflow.operators.kinds import load_custom_operator
 
     pkg, imported = custom_kinds
     with pytest.raises(ModuleNotAllowedError) as err:
@@ -810,7 +810,7 @@ def test_custom_kind_from_disallowed_module_is_not_imported(custom_kinds):
 
 
 def test_unknown_kind_lists_known_kinds(custom_kinds):
-    from iflow_airflow.operators.registry import load_custom_operator
+    from iflow_airflow.operators.kinds import load_custom_operator
 
     with pytest.raises(LookupError) as err:
         load_custom_operator("sql", EXAMPLES)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from iflow_airflow.compiler import compile_file
-from iflow_airflow.plan_types import (
+from iflow_airflow.plan.ir import (
     CallableAction, CheckpointAction, CommandAction, PromptAction, WaitAction,
 )
 from iflow_airflow.settings import IflowSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from iflow_airflow.compiler import compile_folder
-from iflow_airflow.pools import MANAGED_MARK, desired_pools
+from iflow_airflow.runtime.pools import MANAGED_MARK, desired_pools
 from iflow_airflow.settings import IflowSettings
 
 SETTINGS = IflowSettings()
@@ -56,8 +56,8 @@ def test_folder_scanner_recompiles_only_changed_files_with_the_plan_cache(tmp_pa
     """The scheduler's keeper rescans on every change: unchanged files come from the loader's cache."""
     import os
 
-    from iflow_airflow.plan_cache import PlanCache
-    from iflow_airflow.pools import FolderScanner
+    from iflow_airflow.plan.cache import PlanCache
+    from iflow_airflow.runtime.pools import FolderScanner
 
     dags = tmp_path / "dags"
     dags.mkdir()

@@ -10,12 +10,12 @@ import sys
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from iflow_airflow import priorities
+from iflow_airflow.plan import priorities
 from iflow_airflow.compiler import compile_document
 from iflow_airflow.errors import WorkflowFileError
-from iflow_airflow.models import PRIORITY_NAMES
+from iflow_airflow.schema.models import PRIORITY_NAMES
 from iflow_airflow.settings import IflowSettings
-from iflow_airflow.yaml_source import parse
+from iflow_airflow.source.reader import parse
 
 SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 
@@ -237,7 +237,7 @@ def test_random_is_stable_across_processes(hashseed):
         "import json, sys\n"
         "from iflow_airflow.compiler import compile_document\n"
         "from iflow_airflow.settings import IflowSettings\n"
-        "from iflow_airflow.yaml_source import parse\n"
+        "from iflow_airflow.source.reader import parse\n"
         "plan = compile_document(parse('mem.yaml', sys.stdin.read()), [], IflowSettings())\n"
         "print(json.dumps([t.priority_weight for t in plan.tasks]))\n"
     )

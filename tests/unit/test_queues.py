@@ -6,7 +6,7 @@ import json
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from iflow_airflow import queues
+from iflow_airflow.plan import queues
 
 
 def _wf(strategy: str, tasks: list[dict], qs: list[str]) -> str:

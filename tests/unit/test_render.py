@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from iflow_airflow.figures import RunRow, TaskRow, timeline, workflow_figures
-from iflow_airflow.plugin import render
+from iflow_airflow.runtime.figures import RunRow, TaskRow, timeline, workflow_figures
+from iflow_airflow.runtime.plugin import render
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from iflow_airflow.scaling import PoolState, decide
+from iflow_airflow.runtime.scaling import PoolState, decide
 
 
 def run(ticks, *, declared=2, max_slots=4, threshold=0.8, auto=True):

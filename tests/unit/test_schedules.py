@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pendulum
 import pytest
 
-from iflow_airflow.plan_types import ParamSpec, Schedule
-from iflow_airflow.schedules import PRESETS, parse_schedule
+from iflow_airflow.plan.ir import ParamSpec, Schedule
+from iflow_airflow.plan.schedules import PRESETS, parse_schedule
 
 
 def _wf(extra: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from iflow_airflow import yaml_source
+from iflow_airflow.source import reader as yaml_source
 from iflow_airflow.errors import WorkflowFileError, format_path
 from iflow_airflow.settings import IflowSettings
 

@@ -1,0 +1,98 @@
+"""The iflow page: a FastAPI app that the plugin mounts on the api-server at ``/iflow``.
+
+=====================================  =============================================
+``GET /iflow/``                        the page (server-rendered HTML, small script)
+``GET /iflow/fragment``                the page's refreshable part (the script's)
+``GET /iflow/api/workflows``           every workflow's figures + the resources
+``GET /iflow/api/workflows/{name}``    one workflow, its recent runs (404 if unknown)
+``GET /iflow/timeline/{name}.svg``     the timeline of a run (``?run_id=``)
+``GET /iflow/static/{file}``           the stylesheet and the script
+=====================================  =============================================
+
+Every route depends on Airflow's ``get_user``: a valid JWT as ``Authorization:
+Bearer`` (API clients) or the UI's ``_token`` cookie (the page, framed by the
+Airflow UI) - 401 without. Workflows are limited to the DAGs the user may read
+(the auth manager's ``get_authorized_dag_ids``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import get_user
+
+from iflow_airflow.runtime import summary
+from iflow_airflow.gc_pause import collector_paused
+from iflow_airflow.runtime.plugin import render
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {"iflow.css": "text/css", "iflow.js": "text/javascript", "icon.svg": "image/svg+xml"}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _readable_dag_ids(user: Any, session: Any) -> set[str] | None:
+    """DAG ids the user may read; None when the auth manager cannot say (then: no filter)."""
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
+    except Exception:
+        return None
+
+
+User = Annotated[Any, Depends(get_user)]
+Runs = Annotated[int, Query(ge=1, le=200)]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="iflow", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(get_user)])
+
+    def _summary(user: Any, session: Any, runs: int) -> dict[str, Any]:
+        with collector_paused():  # thousands of task rows: no collector passes over the server's heap
+            return summary.workflows_summary(session, runs_per_workflow=runs,
+                                             dag_ids=_readable_dag_ids(user, session))
+
+    def _detail(name: str, user: Any, session: Any, run_id: str | None, runs: int) -> dict[str, Any]:
+        with collector_paused():
+            detail = summary.workflow_detail(session, name, run_id=run_id, runs_per_workflow=runs,
+                                             dag_ids=_readable_dag_ids(user, session))
+        if detail is None:
+            raise HTTPException(404, f"no iflow workflow named {name!r}")
+        return detail
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(user: User, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
+        return HTMLResponse(render.page(_summary(user, session, runs)), headers=NO_STORE)
+
+    @app.get("/fragment", response_class=HTMLResponse)
+    def fragment(user: User, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
+        return HTMLResponse(render.content(_summary(user, session, runs)), headers=NO_STORE)
+
+    @app.get("/api/workflows")
+    def list_workflows(user: User, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> JSONResponse:
+        return JSONResponse(_summary(user, session, runs), headers=NO_STORE)
+
+    @app.get("/api/workflows/{name}")
+    def get_workflow(name: str, user: User, session: SessionDep, run_id: str | None = None,
+                     runs: Runs = summary.RUNS_PER_WORKFLOW) -> JSONResponse:
+        return JSONResponse(_detail(name, user, session, run_id, runs), headers=NO_STORE)
+
+    @app.get("/timeline/{name}.svg")
+    def timeline(name: str, user: User, session: SessionDep, run_id: str | None = None) -> Response:
+        detail = _detail(name, user, session, run_id, summary.RUNS_PER_WORKFLOW)
+        return Response(render.timeline_svg(name, detail["timeline"]), media_type="image/svg+xml",
+                        headers=NO_STORE)
+
+    @app.get("/static/{filename}")
+    def static(filename: str, user: User) -> FileResponse:
+        if filename not in STATIC_FILES:
+            raise HTTPException(404, "no such file")
+        return FileResponse(STATIC / filename, media_type=STATIC_FILES[filename])
+
+    return app

@@ -1,0 +1,137 @@
+"""Resources -> Airflow pools, created and resized with no manual step.
+
+Parsing code cannot reach the database in Airflow 3, so pools are kept by a
+component that can: ``ResourceKeeper`` (``resource_keeper.py``) in the
+scheduler, plus ``iflow-airflow sync-pools`` as an init step. Both call
+``sync_pools`` with what ``desired_pools`` reads from the files.
+
+Ownership: a pool iflow creates carries ``MANAGED_MARK`` in its description.
+Only such pools are resized; a pool a person made is never changed or deleted,
+and a pool no file names any more is left as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from iflow_airflow.constants import YAML_SUFFIXES
+from pathlib import Path
+from typing import Iterable
+
+from iflow_airflow.compiler import Compiled, compile_folder
+from iflow_airflow.plan.cache import PlanCache
+from iflow_airflow.settings import IflowSettings
+
+log = logging.getLogger(__name__)
+MANAGED_MARK = "[iflow-airflow]"
+
+
+@dataclass(frozen=True)
+class DesiredPool:
+    name: str
+    resource: str
+    slots: int
+    max_slots: int | None
+    description: str
+    workflows: tuple[str, ...]
+
+    @property
+    def pool_description(self) -> str:
+        return f"{MANAGED_MARK} resource {self.resource}: {self.description}"[:250]
+
+
+def desired_pools(results: Iterable[Compiled]) -> dict[str, DesiredPool]:
+    """Pools that the workflows with a DAG need (a file without a plan asks for nothing).
+
+    Files that declare one resource with different sizes are an error on each of
+    them (``compiler.check_across_files``); until they agree the pool takes the
+    smallest declared size, so no declaration's limit is ever exceeded.
+    """
+    found: dict[str, DesiredPool] = {}
+    for c in results:
+        if c.plan is None:
+            continue
+        for r in c.plan.resources.values():
+            prev = found.get(r.pool)
+            workflows = tuple(sorted({*(prev.workflows if prev else ()), c.plan.dag_id}))
+            slots = min(r.slots, prev.slots) if prev else r.slots
+            ceiling = r.max_slots if prev is None else (
+                None if prev.max_slots is None or r.max_slots is None else min(prev.max_slots, r.max_slots))
+            found[r.pool] = DesiredPool(r.pool, r.name, slots, ceiling,
+                                        (prev.description if prev else None) or r.description or "shared resource",
+                                        workflows)
+    return found
+
+
+class FolderScanner:
+    """Compiles the dags folder again only when a YAML file changed (mtime, size, set of files)."""
+
+    def __init__(self, root: Path, settings: IflowSettings | None = None, cache: PlanCache | None = None):
+        self.root = root
+        self.settings = settings or IflowSettings.from_config()
+        self.cache = cache  # the loader's plan cache: an unchanged file is not compiled again
+        self._stamp: tuple | None = None
+        self._results: list[Compiled] = []
+
+    def _current_stamp(self) -> tuple:
+        items = []
+        for folder, _, files in os.walk(self.root):
+            for name in files:
+                if name.lower().endswith(YAML_SUFFIXES) or name == ".airflowignore":
+                    p = os.path.join(folder, name)
+                    try:
+                        st = os.stat(p)
+                    except OSError:
+                        continue
+                    items.append((p, st.st_mtime_ns, st.st_size))
+        return tuple(sorted(items))
+
+    def scan(self) -> tuple[list[Compiled], bool]:
+        """(results, changed since the last scan)."""
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return self._results, False
+        self._results = compile_folder(self.root, self.settings, cache=self.cache)
+        self._stamp = stamp
+        return self._results, True
+
+
+def sync_pools(desired: dict[str, DesiredPool], session=None, *, floor: dict[str, int] | None = None) -> list[str]:
+    """Create missing pools and resize managed ones; returns what changed, one line each.
+
+    ``floor`` lets the auto-scaler keep a grown pool above its declared size.
+    """
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+
+    changes: list[str] = []
+
+    def _apply(s) -> None:
+        existing = {p.pool: p for p in s.query(Pool).filter(Pool.pool.in_(list(desired))).all()} if desired else {}
+        for name, want in desired.items():
+            slots = max(want.slots, (floor or {}).get(name, 0))
+            pool = existing.get(name)
+            if pool is None:
+                s.add(Pool(pool=name, slots=slots, description=want.pool_description, include_deferred=False))
+                changes.append(f"created pool {name} with {slots} slots")
+            elif not (pool.description or "").startswith(MANAGED_MARK):
+                if pool.slots != slots:
+                    log.warning("pool %s was made by a person (%s slots); iflow wants %s and leaves it alone",
+                                name, pool.slots, slots)
+            elif pool.slots != slots or pool.description != want.pool_description:
+                if pool.slots != slots:
+                    changes.append(f"resized pool {name} from {pool.slots} to {slots} slots")
+                pool.slots = slots
+                pool.description = want.pool_description
+
+    if session is not None:
+        _apply(session)
+        session.flush()
+    else:
+        with create_session() as s:
+            _apply(s)
+    for line in changes:
+        log.info("iflow: %s", line)
+    return changes

@@ -1,0 +1,285 @@
+"""The workflow file format as pydantic models: the single source of truth.
+
+Validation, defaults, the JSON Schema (``iflow-airflow schema``) and the README's
+key table all come from these classes. Unknown keys are errors (``extra=forbid``)
+so that a typo never silently does nothing. Shorthand forms (``database: 1``,
+``resource: gpu``) are normalised before validation, so each value has one
+canonical shape downstream.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from iflow_airflow import entry_points
+from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are part of the schema's vocabulary)
+    ALERT_EVENTS,
+    BUILTIN_RESOLVERS,
+    BUILTIN_STRATEGIES,
+    DEFAULT_LOAD_THRESHOLD,
+    MONITORS_GROUP,
+    PRIORITY_NAMES,
+    RESOLVERS_GROUP,
+    STRATEGIES_GROUP,
+)
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+TRIGGER_RULES = (
+    "all_success", "all_failed", "all_done", "all_done_min_one_success", "all_skipped", "one_success",
+    "one_done", "one_failed", "none_failed", "none_failed_min_one_success", "none_skipped", "always",
+)
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200)]
+Seconds = Annotated[float, Field(gt=0, le=30 * 24 * 3600)]
+# A custom extension's name (registered under an entry point group, see extensions.py);
+# registration is checked here, the module allow-list and loading by the plan.
+ExtensionName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200,
+                                     title="registered name")]
+EXTENSION_GROUPS = {"strategy": STRATEGIES_GROUP, "resolver": RESOLVERS_GROUP, "monitor": MONITORS_GROUP}
+
+
+def _registered(kind: str, builtins: tuple[str, ...] = ()) -> Any:
+    """An after-validator: a built-in name, or one registered under the kind's entry point group."""
+    def check(value: str) -> str:
+        if value in builtins:
+            return value
+        names = sorted(entry_points.registered(EXTENSION_GROUPS[kind], builtins))
+        if value in names:
+            return value
+        import difflib
+
+        near = difflib.get_close_matches(value, [*builtins, *names], n=1)
+        quoted = [repr(n) for n in builtins]
+        builtin_text = f"{', '.join(quoted[:-1])} or {quoted[-1]}, or " if len(quoted) > 1 else ""
+        raise PydanticCustomError("literal_error", "unknown {kind} name", {"kind": kind, "expected": (
+            (f"did you mean {near[0]!r}? " if near else "")
+            + f"{builtin_text}a {kind} registered under the entry point group {EXTENSION_GROUPS[kind]!r} "
+            + f"(registered: {', '.join(names) or 'none'})")})
+    return AfterValidator(check)
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Orchestration(_Block):
+    """How the workflow runs as a whole."""
+
+    enabled: bool = Field(True, description="false: the DAG is registered but paused")
+    mode: Literal["basic", "intelligent", "advanced"] = Field(
+        "intelligent", description="intelligent/advanced: the longer critical path wins ties within a level")
+    max_concurrent_tasks: int = Field(10, ge=1, le=10_000, description="tasks of one run at once")
+    task_timeout: Seconds | None = Field(300, description="seconds per task attempt; null: no limit")
+    retry_attempts: int = Field(3, ge=0, le=100, description="retries after the first attempt")
+    retry_delay: float = Field(30, ge=0, le=7 * 24 * 3600, description="seconds before the first retry")
+    retry_backoff: Literal["fixed", "exponential"] = Field("exponential")
+    max_retry_delay: Seconds | None = Field(None, description="cap on the exponential retry delay, seconds")
+
+
+class Scheduling(_Block):
+    """How tasks are ordered and spread."""
+
+    strategy: Annotated[Literal[BUILTIN_STRATEGIES] | ExtensionName,
+                        _registered("strategy", BUILTIN_STRATEGIES)] = Field(
+        "priority_based", description="a built-in strategy, or one registered under the entry point group "
+                                      "iflow_airflow.strategies")
+    priority_levels: int = Field(5, ge=1, le=100)
+    load_threshold: float = Field(DEFAULT_LOAD_THRESHOLD, gt=0, le=1, description="busy share above which a resource is saturated")
+    auto_scaling: bool = Field(True, description="grow a saturated resource's pool toward max_slots")
+    queues: list[Name] = Field(default_factory=lambda: ["default"], min_length=1,
+                               description="executor queues tasks may be spread over")
+
+
+class Coordination(_Block):
+    """How tasks wait for each other and what is kept between them."""
+
+    sync_mode: Literal["synchronous", "asynchronous", "event_driven"] = "event_driven"
+    conflict_resolution: Annotated[Literal[BUILTIN_RESOLVERS] | ExtensionName,
+                                   _registered("resolver", BUILTIN_RESOLVERS)] = Field(
+        "priority", description="a built-in rule, or a resolver registered under the entry point group "
+                                "iflow_airflow.resolvers")
+    state_persistence: bool = Field(True, description="keep task results (XCom) for dependants")
+    communication_timeout: Seconds = Field(60, description="bound of every wait, seconds")
+
+
+def _resource_shorthand(value: Any) -> Any:
+    return {"slots": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Resource(_Block):
+    """A named resource shared by every workflow: one Airflow pool."""
+
+    slots: int = Field(ge=1, le=100_000)
+    max_slots: int | None = Field(None, ge=1, le=100_000, description="auto_scaling ceiling")
+    description: str | None = None
+
+
+ResourceDecl = Annotated[Resource, BeforeValidator(_resource_shorthand, json_schema_input_type=int | Resource)]
+
+
+def _task_resource_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ResourceUse(_Block):
+    name: Name
+    slots: int = Field(1, ge=1, le=100_000)
+
+
+ResourceRef = Annotated[ResourceUse, BeforeValidator(_task_resource_shorthand, json_schema_input_type=str | ResourceUse)]
+
+
+def _priority_value(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a level name ({', '.join(PRIORITY_NAMES)}) or an integer level")
+    if isinstance(value, str) and value not in PRIORITY_NAMES:
+        if value.strip().isdigit():
+            return int(value)
+        raise ValueError(f"unknown priority {value!r}; expected one of {', '.join(PRIORITY_NAMES)} or an integer")
+    return value
+
+
+Priority = Annotated[Any, BeforeValidator(_priority_value, json_schema_input_type=Literal[PRIORITY_NAMES] | int)]
+
+
+class WaitSpec(_Block):
+    """Wait for exactly one condition."""
+
+    file: str | None = Field(None, description="a path that must exist")
+    url: str | None = Field(None, description="an http(s) URL that must answer 2xx")
+    until: datetime | None = Field(None, description="a point in time")
+    workflow: Name | None = Field(None, description="another workflow whose `task` must succeed")
+    task: Name | None = None
+    poke_interval: Seconds = Field(5, description="seconds between checks")
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://", v):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        given = [k for k in ("file", "url", "until", "workflow") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of file, url, until, workflow (got {', '.join(given) or 'none'})")
+        if (self.workflow is None) != (self.task is None):
+            raise ValueError("`workflow` and `task` go together")
+
+
+class TaskFields(_Block):
+    """Everything a task may set; ``task_types`` templates use the same fields."""
+
+    type: str | None = Field(None, description="free label, looked up in task_types")
+    description: str | None = None
+    priority: Priority | None = Field(None, description="critical|high|medium|low|lowest or 1..priority_levels")
+    resource: ResourceRef | None = Field(None, description="one named resource, optionally with slots")
+    command: str | None = Field(None, description="shell command (bash -c); params arrive as $IFLOW_PARAM_*")
+    callable: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+                                 description="'pkg.module:function' from an allowed module")
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    prompt: str | None = Field(None, description="prompt for the configured agent (iFlow CLI)")
+    wait: WaitSpec | None = None
+    operator: Name | None = Field(None, description="operator kind: command|bash, callable|python, "
+                                                   "prompt|agent, wait, checkpoint or a registered kind")
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_delay: float | None = Field(None, ge=0, le=7 * 24 * 3600)
+    retry_backoff: Literal["fixed", "exponential"] | None = None
+    timeout: Seconds | None = None
+    queue: Name | None = None
+    cost: float | None = Field(None, gt=0, le=1e9, description="load_balanced weight (default 1)")
+    env: dict[str, str] | None = None
+    trigger_rule: Literal[TRIGGER_RULES] | None = None
+    emits: list[Name] | None = None
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for k in v or {}:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+                raise ValueError(f"environment variable name {k!r} is not valid; use letters, digits and _")
+        return v
+
+
+class TaskType(TaskFields):
+    """Defaults for every task whose ``type`` names this template."""
+
+
+class Task(TaskFields):
+    id: Name
+    dependencies: list[Name] = Field(default_factory=list)
+
+
+class EventsSchedule(_Block):
+    events: list[Name] | None = Field(None, min_length=1, description="run when all have arrived")
+    events_any: list[Name] | None = Field(None, min_length=1, description="run when any has arrived")
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.events is None) == (self.events_any is None):
+            raise ValueError("give exactly one of `events` or `events_any`")
+
+
+class Param(_Block):
+    default: Any = None
+    type: Literal["string", "integer", "number", "boolean", "array", "object", "null"] | None = None
+    description: str | None = None
+    enum: list[Any] | None = None
+
+
+def _param_shorthand(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) <= {"default", "type", "description", "enum"} and value:
+        return value
+    return {"default": value}
+
+
+ParamDecl = Annotated[Param, BeforeValidator(_param_shorthand, json_schema_input_type=Any)]
+
+
+class Alerts(_Block):
+    webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    events: list[Literal[ALERT_EVENTS]] = Field(
+        default_factory=lambda: ["task_failed", "run_failed", "resource_saturated"])
+
+
+class Workflow(_Block):
+    name: Name = Field(description="the DAG id")
+    description: str | None = None
+    schedule: EventsSchedule | str | None = Field(
+        None, description='null/"manual", cron, "@daily", "30m", or {events: [...]} / {events_any: [...]}')
+    start_date: date | datetime = Field(date(2026, 1, 1))
+    timezone: str = "UTC"
+    catchup: bool = False
+    tags: list[str] = Field(default_factory=list)
+    owner: str = "iflow"
+    params: dict[str, ParamDecl] = Field(default_factory=dict)
+    alerts: Alerts = Field(default_factory=Alerts)
+    monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
+        default_factory=list, description="monitors registered under the entry point group iflow_airflow.monitors")
+    tasks: list[Task] = Field(min_length=1)
+
+
+class WorkflowFile(_Block):
+    """One iflow workflow file (after ``iflow.defaults.yaml`` files were merged in)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="iflow workflow file",
+                              json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"})
+
+    orchestration: Orchestration = Field(default_factory=Orchestration)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    coordination: Coordination = Field(default_factory=Coordination)
+    resources: dict[Name, ResourceDecl] = Field(default_factory=dict)
+    task_types: dict[str, TaskType] = Field(default_factory=dict)
+    workflow: Workflow
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the file format, for editors (yaml-language-server) and docs."""
+    schema = WorkflowFile.model_json_schema()
+    schema["$id"] = "https://iflow-airflow.dev/schema/workflow.json"
+    return schema
