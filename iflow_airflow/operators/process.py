@@ -40,6 +40,50 @@ class ProcessResult:
         return self.last_line
 
 
+class _StdoutCollector:
+    """What is kept of stdout: its last lines, its last non-empty line, and all of it if asked."""
+
+    def __init__(self, keep_all: bool) -> None:
+        self.keep_all = keep_all
+        self.parts: list[str] = []
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.last_line: str | None = None
+
+    def add(self, raw: bytes) -> str:
+        """Take one raw line; returns it decoded, without its line end (for the log)."""
+        text = raw.decode("utf-8", errors="backslashreplace")
+        if self.keep_all:
+            self.parts.append(text)
+        line = text.rstrip("\r\n")
+        if line.strip():
+            self.last_line = line.strip()
+        self.tail.append(line)
+        return line
+
+
+def _spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> subprocess.Popen[bytes]:
+    """The child in its own session (so a kill reaches everything it starts), no stdin, argv only."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        cwd=cwd,
+        start_new_session=True,
+        restore_signals=True,
+        close_fds=True,
+    )
+
+
+def _close(*streams) -> None:
+    for stream in streams:
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+
 class ChildProcess:
     """One run of ``argv``; ``terminate()`` may be called from another thread or a signal handler."""
 
@@ -60,45 +104,16 @@ class ChildProcess:
         ``keep_stdout`` keeps all of stdout in the result (an agent's answer); otherwise
         only its last non-empty line is kept, so a chatty command costs no memory.
         """
-        out_tail: deque[str] = deque(maxlen=TAIL_LINES)
-        err_tail: deque[str] = deque(maxlen=TAIL_LINES)
-        stdout_parts: list[str] = []
-        last_line: str | None = None
-        self.proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-            restore_signals=True,
-            close_fds=True,
-        )
-        proc = self.proc
+        self.proc = proc = _spawn(argv, env, cwd)
         assert proc.stdout is not None and proc.stderr is not None
-
-        def pump_stderr() -> None:
-            try:
-                for raw in iter(proc.stderr.readline, b""):
-                    line = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-                    err_tail.append(line)
-                    self.log.info("[stderr] %s", line)
-            except (ValueError, OSError):  # stream closed under us after a kill
-                pass
-
-        err_thread = threading.Thread(target=pump_stderr, name="iflow-stderr", daemon=True)
+        out = _StdoutCollector(keep_stdout)
+        err_tail: deque[str] = deque(maxlen=TAIL_LINES)
+        err_thread = threading.Thread(target=self._pump_stderr, args=(proc.stderr, err_tail),
+                                      name="iflow-stderr", daemon=True)
         err_thread.start()
         try:
             for raw in iter(proc.stdout.readline, b""):
-                text = raw.decode("utf-8", errors="backslashreplace")
-                if keep_stdout:
-                    stdout_parts.append(text)
-                line = text.rstrip("\r\n")
-                if line.strip():
-                    last_line = line.strip()
-                out_tail.append(line)
-                self.log.info("%s", line)
+                self.log.info("%s", out.add(raw))
             proc.wait()
             err_thread.join(timeout=KILL_GRACE_SECONDS)
         except BaseException:
@@ -107,18 +122,19 @@ class ChildProcess:
             self.terminate()
             raise
         finally:
-            for stream in (proc.stdout, proc.stderr):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        return ProcessResult(
-            returncode=proc.returncode,
-            stdout="".join(stdout_parts),
-            last_line=last_line,
-            stdout_tail=tuple(out_tail),
-            stderr_tail=tuple(err_tail),
-        )
+            _close(proc.stdout, proc.stderr)
+        return ProcessResult(returncode=proc.returncode, stdout="".join(out.parts), last_line=out.last_line,
+                             stdout_tail=tuple(out.tail), stderr_tail=tuple(err_tail))
+
+    def _pump_stderr(self, stream, tail: deque[str]) -> None:
+        """Log stderr line by line (read in parallel with stdout, so neither pipe fills up)."""
+        try:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+                tail.append(line)
+                self.log.info("[stderr] %s", line)
+        except (ValueError, OSError):  # stream closed under us after a kill
+            pass
 
     def terminate(self) -> None:
         """SIGTERM the child's process group, then SIGKILL it if it has not gone after a grace period."""
