@@ -2,7 +2,7 @@
 """Dashboard speed: ``GET /iflow/api/workflows`` with 10,000 task instances in the database.
 
 Set-up (fresh AIRFLOW_HOME in a temp folder, SQLite, the settings of ``make run``
-via ``iflow_airflow.deploy.standalone_env``):
+via ``standalone_env`` of ``scripts/compose_settings.py``):
 
 1. a dags folder with the loader (``dags/iflow_dags.py``) and ``--workflows`` iflow
    files of ``--tasks`` tasks each (5 parallel chains; every 5th task on a resource);
@@ -254,9 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from compose_settings import standalone_env  # scripts/, put on the path by harness
     from harness import AirflowDeployment, free_port
-
-    from iflow_airflow.deploy import standalone_env
 
     cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     facts = machine_facts()

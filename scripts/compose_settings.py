@@ -228,7 +228,7 @@ def celery_env(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m iflow_airflow.deploy AIRFLOW_HOME DAGS_FOLDER [PORT] [PLUGINS_FOLDER]``:
+    """``python scripts/compose_settings.py AIRFLOW_HOME DAGS_FOLDER [PORT] [PLUGINS_FOLDER]``:
     print :func:`standalone_env` as shell ``export`` lines (used by scripts/run-standalone)."""
     import shlex
     import sys

@@ -28,7 +28,7 @@ from cluster import (
 )
 from dist_workflows import LOAD_LEVELS, LOAD_POOL, LOAD_QUEUES, SHARED_QUEUE
 
-from iflow_airflow.deploy import compose_settings, is_deployment_specific
+from compose_settings import compose_settings, is_deployment_specific  # scripts/, on the path via harness
 
 pytestmark = pytest.mark.distributed
 

@@ -14,7 +14,7 @@ from iflow_airflow.plan.ir import (
 )
 from iflow_airflow.settings import IflowSettings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "dags" / "full_stack_development.yaml"
 
 

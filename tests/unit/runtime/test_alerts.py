@@ -12,7 +12,7 @@ import pytest
 from iflow_airflow.runtime import alerts
 from iflow_airflow.runtime import monitor
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 from receivers import WebhookReceiver as Receiver  # noqa: E402
 
 

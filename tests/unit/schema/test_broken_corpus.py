@@ -15,7 +15,7 @@ import pytest
 from iflow_airflow.compiler import compile_file, compile_folder
 from iflow_airflow.settings import IflowSettings
 
-BROKEN = Path(__file__).resolve().parents[1] / "broken"
+BROKEN = Path(__file__).resolve().parents[2] / "broken"
 SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",), max_file_bytes=8192)
 PWNED = Path("/tmp/iflow_broken_corpus_pwned")  # what the hostile files would create if anything ran
 EXPECT = re.compile(r"^# expect: (?P<path>.+?) @ (?P<line>\d+|-):(?P<col>\d+|-) (?P<code>[a-z_]+)"

@@ -22,7 +22,7 @@ from iflow_airflow.client.cli import main as cli_main  # noqa: E402
 from iflow_airflow.compiler import compile_file, compile_folder  # noqa: E402
 from iflow_airflow.settings import IflowSettings  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SEEDS = [(REPO / "dags" / name).read_text() for name in
          ("full_stack_development.yaml", "release_pipeline.yaml", "nightly_data_sync.yaml", "warehouse_report.yaml")]
 SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",))
