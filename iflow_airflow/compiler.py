@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from iflow_airflow import yaml_source
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
+from iflow_airflow.source.name_owners import NameLedger
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
 
@@ -244,10 +245,13 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     display = chain.display(path)
     compiled = Compiled(path, display)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        compiled.error = WorkflowFileError(display, [Problem(display, f"cannot read file: {exc.strerror}",
-                                                             code="io")])
+        raw = yaml_source.read_limited(path, settings.max_file_bytes, display)
+    except WorkflowFileError as exc:
+        too_large = exc.problems[0].code == "too_large"
+        if too_large and not explicit and not yaml_source.looks_like_workflow(
+                yaml_source.read_head(path, settings.max_file_bytes)):
+            return None  # some other, big, YAML file: not ours to judge
+        compiled.error = exc
         return compiled
     if not explicit and not yaml_source.looks_like_workflow(raw):
         return None
@@ -280,10 +284,11 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     return compiled
 
 
-def check_across_files(results: list[Compiled]) -> None:
+def check_across_files(results: list[Compiled], ledger: NameLedger | None = None) -> None:
     """Cross-file rules, reported on every file involved: resource sizes and workflow names.
 
-    A workflow whose name another file already uses gets no DAG. Files that
+    A workflow whose name another file already owns gets no DAG; the owner is the
+    file that had it before (``source.name_owners``: the ledger, else the oldest file). Files that
     give one resource different sizes keep their DAGs (a new file must not take
     running workflows down); the conflict is an error on every file involved,
     and the pool takes the smallest declared size until they agree
@@ -311,12 +316,19 @@ def check_across_files(results: list[Compiled]) -> None:
                     c.display, f"resource {name!r} is declared with different sizes: {summary}",
                     ("resources", name), None, None, "the same slots (and max_slots) in every file, "
                     "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
-    for dag_id, owners in names.items():
-        for c in owners[1:]:
+    ledger = ledger or NameLedger(None, Path("."))
+    kept: dict[str, str] = {}
+    for dag_id, claimants in names.items():
+        owner = ledger.owner(dag_id, claimants) if len(claimants) > 1 else claimants[0]
+        kept[dag_id] = owner.display
+        for c in claimants:
+            if c is owner:
+                continue
             lose_dag.add(id(c))
             extra.setdefault(id(c), []).append(Problem(
-                c.display, f"workflow name {dag_id!r} is already used by {owners[0].display}", ("workflow", "name"),
+                c.display, f"workflow name {dag_id!r} is already used by {owner.display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
+    ledger.save(kept)
     for r in results:
         if id(r) in extra:
             assert r.plan is not None
@@ -337,5 +349,5 @@ def compile_folder(root: Path, settings: IflowSettings | None = None,
     chain = DefaultsChain(root, settings)
     results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
                            for p in iter_yaml_files(root)) if c is not None]
-    check_across_files(results)
+    check_across_files(results, NameLedger(cache.folder if cache is not None else None, root))
     return results

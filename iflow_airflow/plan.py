@@ -16,6 +16,7 @@ import pendulum
 
 from iflow_airflow import code_policy, conflicts, extensions, priorities, queues, schedules
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
+from iflow_airflow.operators import run_env
 from iflow_airflow.models import PRIORITY_NAMES, Task, TaskFields, WorkflowFile
 from iflow_airflow.plan_types import (
     AlertSettings, CallableAction, CheckpointAction, CommandAction, OperatorAction, ParamSpec,
@@ -66,6 +67,22 @@ def _topological(ids: list[str], upstream: dict[str, list[str]]) -> tuple[list[s
             return order, list(reversed(cycle))
         seen[nxt] = len(path)
         path.append(nxt)
+
+
+def _env_collisions(p: _Problems, prefix: str, names: list[tuple[tuple[PathPart, ...], str]], what: str) -> None:
+    """Names that become one environment variable (``a-b``, ``a_b``, ``a.b`` -> ``IFLOW_RESULT_a_b``).
+
+    Results and params reach processes as environment variables; two names that map to
+    one variable would hand a task the wrong value without any error, so the second is one.
+    """
+    seen: dict[str, str] = {}
+    for path, name in names:
+        var = run_env.env_name(prefix, name)
+        if var in seen:
+            p.add(path, f"{what} {name!r} and {what} {seen[var]!r} both become the environment variable {var}",
+                  f"{what}s that differ in more than `-`, `.` and `_`", code="env_collision")
+        else:
+            seen[var] = name
 
 
 def _given(model: TaskFields) -> dict[str, Any]:
@@ -276,6 +293,9 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             continue
         first_index[task.id] = i
         ids.append(task.id)
+    _env_collisions(p, run_env.RESULT_PREFIX, [(("workflow", "tasks", first_index[t], "id"), t) for t in ids],
+                    "task id")
+    _env_collisions(p, run_env.PARAM_PREFIX, [(("workflow", "params", k), k) for k in flow.params], "param")
     upstream: dict[str, list[str]] = {t: [] for t in ids}
     for i, task in enumerate(flow.tasks):
         if first_index.get(task.id) != i:
@@ -360,6 +380,11 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             p.add(path + ("emits",), "`emits` needs coordination.sync_mode: event_driven",
                   "sync_mode: event_driven, or no emits", code="emits_mode")
         action = _action(fields, path, p, settings)
+        if fields.get("env") and not isinstance(action, (CommandAction, PromptAction, type(None))):
+            where = path + ("env",) if task.env else ("task_types", str(task.type), "env")
+            p.add(where, f"`env` is only given to `command:` and `prompt:` processes; this task is a "
+                         f"{action.kind} and would ignore it", "remove `env`, or set it on a command or prompt task",
+                  code="stray_env")
         resolved[task.id] = dict(fields=fields, level=level, pool=pool, use=use, action=action, index=i)
 
     cost = {t: float(resolved[t]["fields"].get("cost") or 1.0) for t in order if t in resolved}
