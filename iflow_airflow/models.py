@@ -26,7 +26,8 @@ TRIGGER_RULES = (
     "one_done", "one_failed", "none_failed", "none_failed_min_one_success", "none_skipped", "always",
 )
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200)]
+NAME_MAX = 200  # ids and names: within dag_id/task_id (250) and, with [iflow] pool_prefix, pool (256)
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
 # Column sizes of Airflow 3.3's metadata database (airflow/models/dag.py: DagModel.owners String(2000),
 # DagTag.name String(TAG_MAX_LEN=100)); tests/unit/test_db_limits.py checks them against the installed
 # Airflow. A longer value passes the SDK but fails the dag-processor's write, at every parse.

@@ -66,6 +66,7 @@ class NameLedger:
         if self.path is None or owners == self.owners:
             return
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(owners, fh, sort_keys=True)
