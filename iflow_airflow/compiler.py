@@ -9,6 +9,7 @@ two files that claim the same workflow name.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -195,19 +196,44 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
 
 
 def iter_yaml_files(root: Path) -> Iterator[Path]:
-    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own matcher)."""
+    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own rules)."""
     try:
-        from airflow._shared.module_loading.file_discovery import find_path_from_directory
         from airflow.configuration import conf
 
-        syntax = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
-        paths: Iterable[str] = find_path_from_directory(str(root), ".airflowignore", syntax)
+        from iflow_airflow.version_compat import ignore_rule_type
+
+        rule = ignore_rule_type(conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob"))
     except ImportError:  # no Airflow (plain CLI use): walk without ignore rules
-        paths = (os.path.join(d, f) for d, _, files in os.walk(root) for f in files)
-    for p in sorted(paths):
+        rule = None
+    for p in sorted(_walk(root, rule)):
         path = Path(p)
         if path.suffix.lower() in YAML_SUFFIXES and path.name != DEFAULTS_NAME and path.is_file():
             yield path
+
+
+def _walk(root: Path, rule: Any, ignore_file: str = ".airflowignore") -> Iterator[str]:
+    """Airflow's ``find_path_from_directory`` walk (symlinks followed, ignore files applied per
+    folder and below), except that a folder reached a second time (a symlink loop such as
+    ``dags/loop -> ..``) is skipped: Airflow raises there, which dropped every iflow DAG."""
+    patterns_by_dir: dict[Path, list[Any]] = {root.resolve(): []}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        patterns = list(patterns_by_dir.get(here.resolve(), []))
+        if rule is not None and (here / ignore_file).is_file():
+            with open(here / ignore_file) as fh:
+                lines = [re.sub(r"\s*#.*", "", line) for line in fh.read().split("\n")]
+            patterns += [r for r in (rule.compile(line, root, here / ignore_file) for line in lines if line) if r]
+        kept = []
+        for sub in dirs:
+            real = (here / sub).resolve()
+            if real in patterns_by_dir or (rule is not None and rule.match(here / sub, patterns)):
+                continue
+            patterns_by_dir[real] = patterns
+            kept.append(sub)
+        dirs[:] = kept
+        for name in files:
+            if name != ignore_file and (rule is None or not rule.match(here / name, patterns)):
+                yield str(here / name)
 
 
 def _cached_plan(cache: PlanCache, display: str, raw: bytes, defaults: Sequence[Any],

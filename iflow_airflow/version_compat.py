@@ -22,3 +22,19 @@ def redact_secrets(value: Any) -> Any:
         except Exception:  # a masker problem must never lose the alert
             return value
     return value
+
+
+def ignore_rule_type(syntax: str) -> Any:
+    """Airflow's ``.airflowignore`` rule class for ``[core] dag_ignore_file_syntax`` (glob or regexp).
+
+    Checked against Airflow 3.3 (``airflow._shared.module_loading.file_discovery``): each
+    class has ``compile(pattern, base_dir, definition_file)`` and ``match(path, rules)``.
+    Raises ImportError when Airflow is not installed.
+    """
+    from airflow._shared.module_loading import file_discovery as fd
+
+    if syntax in ("glob", "", None):
+        return fd._GlobIgnoreRule
+    if syntax == "regexp":
+        return fd._RegexpIgnoreRule
+    raise ValueError(f"Unsupported ignore_file_syntax: {syntax}")
