@@ -234,9 +234,17 @@ def test_d13_a_workflow_added_under_a_symlinked_folder_is_seen(tmp_path):
     put(dags, "a.yaml", "resources: {db: 1}\nworkflow: {name: a, tasks: [{id: t, resource: db}]}\n")
     team.mkdir()
     (dags / "team").symlink_to(team)
-    (dags / "loop").symlink_to(dags)  # a loop is looked at once, not forever
     scanner = FolderScanner(dags, SETTINGS)
     assert set(desired_pools(scanner.scan()[0])) == {"iflow_db"}
     put(team, "b.yaml", "resources: {gpu: 2}\nworkflow: {name: b, tasks: [{id: t, resource: gpu}]}\n")
     results, changed = scanner.scan()
     assert changed and set(desired_pools(results)) == {"iflow_db", "iflow_gpu"}
+
+
+def test_d13_the_scan_survives_a_symlink_loop(tmp_path):
+    from iflow_airflow.pools import FolderScanner
+
+    put(tmp_path, "a.yaml", "workflow: {name: a, tasks: [{id: t}]}\n")
+    (tmp_path / "loop").symlink_to(tmp_path)  # looked at once, not forever (and not an error)
+    results, changed = FolderScanner(tmp_path, SETTINGS).scan()
+    assert changed and [(c.display, c.ok) for c in results] == [("a.yaml", True)]
