@@ -9,6 +9,7 @@ two files that claim the same workflow name.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from iflow_airflow.source import reader as yaml_source
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.plan.ir import WorkflowPlan
+from iflow_airflow.source.name_owners import NameLedger
 from iflow_airflow.settings import IflowSettings
 
 if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
@@ -194,13 +196,44 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
 
 
 def iter_yaml_files(root: Path) -> Iterator[Path]:
-    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own matcher)."""
-    from iflow_airflow import version_compat
+    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own rules)."""
+    try:
+        from airflow.configuration import conf
 
-    for p in sorted(version_compat.discover_files(root)):
+        from iflow_airflow.version_compat import ignore_rule_type
+
+        rule = ignore_rule_type(conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob"))
+    except ImportError:  # no Airflow (plain CLI use): walk without ignore rules
+        rule = None
+    for p in sorted(_walk(root, rule)):
         path = Path(p)
         if path.suffix.lower() in YAML_SUFFIXES and path.name != DEFAULTS_NAME and path.is_file():
             yield path
+
+
+def _walk(root: Path, rule: Any, ignore_file: str = ".airflowignore") -> Iterator[str]:
+    """Airflow's ``find_path_from_directory`` walk (symlinks followed, ignore files applied per
+    folder and below), except that a folder reached a second time (a symlink loop such as
+    ``dags/loop -> ..``) is skipped: Airflow raises there, which dropped every iflow DAG."""
+    patterns_by_dir: dict[Path, list[Any]] = {root.resolve(): []}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        patterns = list(patterns_by_dir.get(here.resolve(), []))
+        if rule is not None and (here / ignore_file).is_file():
+            with open(here / ignore_file) as fh:
+                lines = [re.sub(r"\s*#.*", "", line) for line in fh.read().split("\n")]
+            patterns += [r for r in (rule.compile(line, root, here / ignore_file) for line in lines if line) if r]
+        kept = []
+        for sub in dirs:
+            real = (here / sub).resolve()
+            if real in patterns_by_dir or (rule is not None and rule.match(here / sub, patterns)):
+                continue
+            patterns_by_dir[real] = patterns
+            kept.append(sub)
+        dirs[:] = kept
+        for name in files:
+            if name != ignore_file and (rule is None or not rule.match(here / name, patterns)):
+                yield str(here / name)
 
 
 def _cached_plan(cache: PlanCache, display: str, raw: bytes, defaults: Sequence[Any],
@@ -238,10 +271,13 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     display = chain.display(path)
     compiled = Compiled(path, display)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        compiled.error = WorkflowFileError(display, [Problem(display, f"cannot read file: {exc.strerror}",
-                                                             code="io")])
+        raw = yaml_source.read_limited(path, settings.max_file_bytes, display)
+    except WorkflowFileError as exc:
+        too_large = exc.problems[0].code == "too_large"
+        if too_large and not explicit and not yaml_source.looks_like_workflow(
+                yaml_source.read_head(path, settings.max_file_bytes)):
+            return None  # some other, big, YAML file: not ours to judge
+        compiled.error = exc
         return compiled
     if not explicit and not yaml_source.looks_like_workflow(raw):
         return None
@@ -274,10 +310,11 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     return compiled
 
 
-def check_across_files(results: list[Compiled]) -> None:
+def check_across_files(results: list[Compiled], ledger: NameLedger | None = None) -> None:
     """Cross-file rules, reported on every file involved: resource sizes and workflow names.
 
-    A workflow whose name another file already uses gets no DAG. Files that
+    A workflow whose name another file already owns gets no DAG; the owner is the
+    file that had it before (``source.name_owners``: the ledger, else the oldest file). Files that
     give one resource different sizes keep their DAGs (a new file must not take
     running workflows down); the conflict is an error on every file involved,
     and the pool takes the smallest declared size until they agree
@@ -305,12 +342,19 @@ def check_across_files(results: list[Compiled]) -> None:
                     c.display, f"resource {name!r} is declared with different sizes: {summary}",
                     ("resources", name), None, None, "the same slots (and max_slots) in every file, "
                     "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
-    for dag_id, owners in names.items():
-        for c in owners[1:]:
+    ledger = ledger or NameLedger(None, Path("."))
+    kept: dict[str, str] = {}
+    for dag_id, claimants in names.items():
+        owner = ledger.owner(dag_id, claimants) if len(claimants) > 1 else claimants[0]
+        kept[dag_id] = owner.display
+        for c in claimants:
+            if c is owner:
+                continue
             lose_dag.add(id(c))
             extra.setdefault(id(c), []).append(Problem(
-                c.display, f"workflow name {dag_id!r} is already used by {owners[0].display}", ("workflow", "name"),
+                c.display, f"workflow name {dag_id!r} is already used by {owner.display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
+    ledger.save(kept)
     for r in results:
         if id(r) in extra:
             assert r.plan is not None
@@ -331,5 +375,5 @@ def compile_folder(root: Path, settings: IflowSettings | None = None,
     chain = DefaultsChain(root, settings)
     results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
                            for p in iter_yaml_files(root)) if c is not None]
-    check_across_files(results)
+    check_across_files(results, NameLedger(cache.folder if cache is not None else None, root))
     return results

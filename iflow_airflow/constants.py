@@ -7,6 +7,8 @@ groups) or people (alert event names). Pure data: importing this costs nothing.
 
 from __future__ import annotations
 
+import re
+
 #: Every iflow DAG carries this tag; the listeners and the /iflow page select DAGs by it.
 IFLOW_TAG = "iflow"
 
@@ -51,3 +53,17 @@ OPERATOR_KINDS: dict[str, str] = {
     "wait": "wait",
     "checkpoint": "checkpoint",
 }
+
+#: What reaches a task's environment (SPEC §3): ``IFLOW_PARAM_<p>``, ``IFLOW_RESULT_<task>``.
+PARAM_PREFIX = "IFLOW_PARAM_"
+RESULT_PREFIX = "IFLOW_RESULT_"
+_ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def env_name(prefix: str, name: str) -> str:
+    """``prefix + name`` with every character other than letters, digits and ``_`` made ``_``.
+
+    The planner uses it to reject ids and params that would share a variable; the
+    operators use it to name the variables. One rule, so the two can never disagree.
+    """
+    return prefix + _ENV_UNSAFE.sub("_", str(name))

@@ -7,10 +7,24 @@ be right. A file's problems are collected and raised together, never one by one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 PathPart = str | int
+# Problems kept per file: enough to fix a file in one go; a file with 90,000 unknown keys must not
+# cost minutes of locating or a megabyte of import error. The rest are counted ("... and 12,345 more").
+MAX_PROBLEMS = 100
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as escapes (``\\x00``).
+
+    Error texts end up in Airflow's import_error table and in logs; a NUL or a
+    surrogate taken from a file (or its name) must not make that write fail.
+    """
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
 def format_path(path: Sequence[PathPart]) -> str:
@@ -21,7 +35,7 @@ def format_path(path: Sequence[PathPart]) -> str:
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out or "(top level)"
+    return printable(out) or "(top level)"
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Problem:
     column: int | None = None  # 1-based
     expected: str | None = None
     code: str = "invalid"
+    hidden: int = 0  # a ``truncated`` problem: how many problems it stands for
 
     @property
     def key_path(self) -> str:
@@ -50,17 +65,23 @@ class Problem:
         text = f"{self.location()}: {self.key_path}: {self.message}"
         if self.expected:
             text += f" (expected: {self.expected})"
-        return text
+        return printable(text)
 
 
 class WorkflowFileError(Exception):
-    """All problems of one workflow file."""
+    """All problems of one workflow file: the first ``MAX_PROBLEMS`` (by place in the file),
+    then one ``truncated`` problem that counts the rest (``total`` is the real number)."""
 
     def __init__(self, file: str, problems: Iterable[Problem]):
         self.file = file
-        self.problems: list[Problem] = sorted(
-            problems, key=lambda p: (p.line if p.line is not None else 10**9, p.column or 0, p.key_path)
-        )
+        ordered = sorted(problems, key=lambda p: (p.line if p.line is not None else 10**9, p.column or 0,
+                                                  p.key_path))
+        listed = [p for p in ordered if p.code != "truncated"]
+        self.total = len(listed) + sum(p.hidden for p in ordered if p.code == "truncated")
+        if len(ordered) > len(listed) or len(listed) > MAX_PROBLEMS:
+            listed = listed[:MAX_PROBLEMS]
+            ordered = [*listed, more_problems(file, self.total - len(listed))]
+        self.problems: list[Problem] = ordered
         super().__init__(self.render())
 
     @property
@@ -68,9 +89,16 @@ class WorkflowFileError(Exception):
         return next((p.line for p in self.problems if p.line is not None), None)
 
     def render(self) -> str:
-        n = len(self.problems)
-        head = f"{self.file}: {n} problem{'s' if n != 1 else ''} in iflow workflow file"
+        n = self.total
+        head = printable(f"{self.file}: {n:,} problem{'s' if n != 1 else ''} in iflow workflow file")
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def more_problems(file: str, hidden: int) -> Problem:
+    """The last problem of a truncated list: how many more there are."""
+    return Problem(file, f"... and {hidden:,} more problem{'s' if hidden != 1 else ''} (only the first "
+                         f"{MAX_PROBLEMS} are listed)", (), None, None, "fix these, then validate again", "truncated",
+                   hidden)
 
 
 @dataclass

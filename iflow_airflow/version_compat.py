@@ -14,10 +14,8 @@ Checked against apache-airflow 3.3.2 (task SDK 1.3.2).
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +53,6 @@ def running_import(max_depth: int = 40) -> tuple[Any | None, Path | None]:
                 return result, Path(bundle) if bundle else None
         frame = frame.f_back
     return None, None
-
-
-def discover_files(root: Path) -> Iterable[str]:
-    """Every file under ``root`` that ``.airflowignore`` does not exclude, by Airflow's own matcher.
-
-    3.3: ``airflow._shared.module_loading.file_discovery.find_path_from_directory``
-    with ``[core] dag_ignore_file_syntax``. Without Airflow (the CLI on a laptop)
-    the folder is walked without ignore rules.
-    """
-    try:
-        from airflow._shared.module_loading.file_discovery import find_path_from_directory
-        from airflow.configuration import conf
-    except ImportError:
-        return (os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True) for f in files)
-    syntax = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
-    return find_path_from_directory(str(root), ".airflowignore", syntax)
 
 
 _own_stats_init = False
@@ -125,3 +107,38 @@ def count_task_instances(dag_id: str, task_ids: list[str], states: list[str]) ->
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
     return int(RuntimeTaskInstance.get_ti_count(dag_id=dag_id, task_ids=task_ids, states=states) or 0)
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` with the secrets Airflow's masker knows replaced by ``***`` (unchanged if it cannot).
+
+    Checked against Airflow 3.3: the task process registers connection passwords and
+    sensitive variables with ``airflow.sdk._shared.secrets_masker``; scheduler-side code
+    uses ``airflow._shared.secrets_masker``. Both expose ``redact(value)``.
+    """
+    for module in ("airflow.sdk._shared.secrets_masker", "airflow._shared.secrets_masker"):
+        try:
+            redact = __import__(module, fromlist=["redact"]).redact
+        except (ImportError, AttributeError):
+            continue
+        try:
+            return redact(value)
+        except Exception:  # a masker problem must never lose the alert
+            return value
+    return value
+
+
+def ignore_rule_type(syntax: str) -> Any:
+    """Airflow's ``.airflowignore`` rule class for ``[core] dag_ignore_file_syntax`` (glob or regexp).
+
+    Checked against Airflow 3.3 (``airflow._shared.module_loading.file_discovery``): each
+    class has ``compile(pattern, base_dir, definition_file)`` and ``match(path, rules)``.
+    Raises ImportError when Airflow is not installed.
+    """
+    from airflow._shared.module_loading import file_discovery as fd
+
+    if syntax in ("glob", "", None):
+        return fd._GlobIgnoreRule
+    if syntax == "regexp":
+        return fd._RegexpIgnoreRule
+    raise ValueError(f"Unsupported ignore_file_syntax: {syntax}")

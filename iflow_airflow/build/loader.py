@@ -24,7 +24,7 @@ from airflow.dag_processing.importers.base import AbstractDagImporter, DagImport
 
 from iflow_airflow.build.dag import build_dag
 from iflow_airflow.compiler import Compiled, DefaultsChain, compile_file, compile_folder
-from iflow_airflow.errors import Problem, WorkflowFileError
+from iflow_airflow.errors import Problem, WorkflowFileError, printable
 from iflow_airflow.settings import IflowSettings
 from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow.source import reader as yaml_source
@@ -63,6 +63,33 @@ def _build(c: Compiled, settings: IflowSettings) -> Any:
         return None
 
 
+# ParseImportError.filename is String(1024) in Airflow 3.3 (airflow/models/errors.py).
+IMPORT_ERROR_FILENAME_MAX = 1024
+
+
+def error_key(c: Compiled, bundle: Path | None) -> str:
+    """The name a broken file's import error is filed under: its path relative to the bundle.
+
+    Tried as found first (a file or folder that is a symlink, even to a place outside the
+    bundle, keeps the name it has in the dags folder), then resolved; else the name relative
+    to the dags folder. A ``relative_to`` failure here once dropped every iflow DAG. The key
+    is made storable: control characters and undecodable bytes escaped, and cut to
+    Airflow's column from the left (the file name stays readable).
+    """
+    rel = c.display
+    if bundle is not None:
+        for path, base in ((c.path, bundle), (c.path, bundle.resolve()), (c.path.resolve(), bundle.resolve())):
+            try:
+                rel = str(path.relative_to(base))
+                break
+            except ValueError:
+                continue
+    rel = printable(rel)
+    if len(rel) > IMPORT_ERROR_FILENAME_MAX:
+        rel = "..." + rel[-(IMPORT_ERROR_FILENAME_MAX - 3):]
+    return rel
+
+
 def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) -> list[Compiled]:
     """Put one DAG per valid iflow file under ``folder`` into ``namespace``; report the rest.
 
@@ -82,7 +109,7 @@ def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) 
                     namespace[f"iflow__{dag.dag_id}"] = dag
     errors = [c for c in results if c.error is not None]
     for c in errors:
-        rel = str(c.path.resolve().relative_to(bundle.resolve())) if bundle else c.display
+        rel = error_key(c, bundle)
         if result is not None:
             result.errors.append(to_import_errors(c.error, rel))
         else:
@@ -100,12 +127,10 @@ class IflowYamlImporter(AbstractDagImporter):
     def list_dag_files(self, directory: Any, safe_mode: bool = True) -> Iterator[str]:
         from iflow_airflow.compiler import iter_yaml_files
 
+        limit = IflowSettings.from_config().max_file_bytes
         for path in iter_yaml_files(Path(directory)):
-            try:
-                if yaml_source.looks_like_workflow(path.read_bytes()):
-                    yield str(path)
-            except OSError:
-                continue
+            if yaml_source.looks_like_workflow(yaml_source.read_head(path, limit)):
+                yield str(path)  # never read past the size limit: an oversized file gets its error
 
     def import_file(self, file_path: Any, *, bundle_path: Path | None = None, bundle_name: str | None = None,
                     safe_mode: bool = True) -> DagImportResult:

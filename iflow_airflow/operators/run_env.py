@@ -10,19 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
-
-PARAM_PREFIX = "IFLOW_PARAM_"
-RESULT_PREFIX = "IFLOW_RESULT_"
-
-
-def env_name(prefix: str, name: str) -> str:
-    """``prefix + name`` with every character other than letters, digits and ``_`` made ``_``."""
-    return prefix + _UNSAFE.sub("_", str(name))
+from iflow_airflow.constants import PARAM_PREFIX, RESULT_PREFIX, env_name  # noqa: F401  (part of this module's API)
 
 
 def to_env_value(value: Any) -> str:
@@ -54,6 +45,12 @@ def run_params(context: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): params[k] for k in params}
 
 
+def declared_params(context: Mapping[str, Any]) -> set[str]:
+    """Names of the params the workflow declares (the DAG's), as opposed to extra keys of a run's conf."""
+    dag = getattr(context.get("task"), "dag", None) or context.get("dag")
+    return {str(k) for k in (getattr(dag, "params", None) or {})}
+
+
 def build_env(
     context: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
@@ -67,13 +64,17 @@ def build_env(
     Order (later wins): the OS environment (``base``, default ``os.environ``), the
     task's own ``env``, ``IFLOW_PARAM_*``, ``IFLOW_RESULT_*``, then the run
     identity ``IFLOW_WORKFLOW``/``IFLOW_RUN_ID``/``IFLOW_TASK_ID``/``IFLOW_TRY_NUMBER``,
-    so a task's ``env`` cannot spoof the values that come from the run.
+    so a task's ``env`` cannot spoof the values that come from the run. Declared params
+    are written after undeclared conf keys, so a key that maps to the same variable
+    (``a-b`` for the declared ``a_b``) never replaces a declared, type-checked value.
     ``results`` may be passed when already pulled (saves XCom round trips).
     """
     out: dict[str, str] = dict(os.environ if base is None else base)
     for key, value in (env or {}).items():
         out[str(key)] = _clean(to_env_value(value))
-    for name, value in run_params(context).items():
+    declared = declared_params(context)
+    # undeclared conf keys first, declared params last: `a-b` in a run's conf never shadows `a_b`
+    for name, value in sorted(run_params(context).items(), key=lambda item: item[0] in declared):
         out[env_name(PARAM_PREFIX, name)] = _clean(to_env_value(value))
     if results is None:
         results = pull_results(context, result_tasks)

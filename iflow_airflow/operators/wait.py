@@ -1,6 +1,8 @@
 """``wait:`` tasks: wait for a file, an HTTP 2xx, a time, or another workflow's task.
 
-Every wait is bounded by ``timeout_seconds`` (``coordination.communication_timeout``).
+Every wait is bounded by ``timeout_seconds`` (``coordination.communication_timeout``),
+each url check included (``runtime.http_policy``: one deadline per check, no body read,
+redirects only to the same host).
 Non-deferrable (``sync_mode`` synchronous / event_driven): the worker polls.
 Deferrable (``asynchronous``): the task defers and frees its worker slot.
 
@@ -95,6 +97,7 @@ class IflowWaitOperator(BaseOperator):
             self.kind, file=file, url=url, until=self.until, external_dag_id=workflow, external_task_id=task
         )
         self._run_after: dict[str, datetime] = {}
+        self._deadline: float | None = None  # monotonic end of a polling wait: bounds each url check
 
     # -- the condition, checked in the worker ---------------------------------------------
 
@@ -102,15 +105,12 @@ class IflowWaitOperator(BaseOperator):
         if self.kind == "file":
             return os.path.exists(self.file)
         if self.kind == "url":
-            import httpx
+            from iflow_airflow.http_policy import probe_url_sync
 
-            try:
-                response = httpx.get(self.url, follow_redirects=True, timeout=HTTP_ATTEMPT_TIMEOUT)
-            except httpx.HTTPError as exc:
-                self.log.info("wait for %s: no answer yet (%s: %s)", self.what, type(exc).__name__, exc)
-                return False
-            self.log.info("wait for %s: HTTP %s", self.what, response.status_code)
-            return is_2xx(response.status_code)
+            left = self._deadline - time.monotonic() if self._deadline is not None else self.timeout_seconds
+            status, detail = probe_url_sync(self.url, min(HTTP_ATTEMPT_TIMEOUT, max(left, 0.05)))
+            self.log.info("wait for %s: %s", self.what, detail)
+            return status is not None and is_2xx(status)
         if self.kind == "until":
             return datetime.now(timezone.utc) >= parse_until(self.until)
         run_id, state = self.latest_external_state(context)
@@ -141,7 +141,7 @@ class IflowWaitOperator(BaseOperator):
         if self.deferrable:
             return self._defer(context)
         self.log.info("waiting for %s (up to %g s)", self.what, self.timeout_seconds)
-        deadline = time.monotonic() + self.timeout_seconds
+        deadline = self._deadline = time.monotonic() + self.timeout_seconds
         while True:
             if self._holds(context):
                 self.log.info("wait for %s: condition met", self.what)

@@ -26,6 +26,7 @@ from iflow_airflow.plan.ir import (
     AlertSettings, CallableAction, CheckpointAction, CommandAction, OperatorAction, ParamSpec,
     PlannedResource, PlannedTask, PromptAction, WaitAction, WorkflowPlan, WorkflowSettings,
 )
+from iflow_airflow import constants as run_env
 from iflow_airflow.settings import IflowSettings
 
 Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
@@ -71,6 +72,22 @@ def _topological(ids: list[str], upstream: dict[str, list[str]]) -> tuple[list[s
             return order, list(reversed(cycle))
         seen[nxt] = len(path)
         path.append(nxt)
+
+
+def _env_collisions(p: _Problems, prefix: str, names: list[tuple[tuple[PathPart, ...], str]], what: str) -> None:
+    """Names that become one environment variable (``a-b``, ``a_b``, ``a.b`` -> ``IFLOW_RESULT_a_b``).
+
+    Results and params reach processes as environment variables; two names that map to
+    one variable would hand a task the wrong value without any error, so the second is one.
+    """
+    seen: dict[str, str] = {}
+    for path, name in names:
+        var = run_env.env_name(prefix, name)
+        if var in seen:
+            p.add(path, f"{what} {name!r} and {what} {seen[var]!r} both become the environment variable {var}",
+                  f"{what}s that differ in more than `-`, `.` and `_`", code="env_collision")
+        else:
+            seen[var] = name
 
 
 def _given(model: TaskFields) -> dict[str, Any]:
@@ -281,6 +298,9 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             continue
         first_index[task.id] = i
         ids.append(task.id)
+    _env_collisions(p, run_env.RESULT_PREFIX, [(("workflow", "tasks", first_index[t], "id"), t) for t in ids],
+                    "task id")
+    _env_collisions(p, run_env.PARAM_PREFIX, [(("workflow", "params", k), k) for k in flow.params], "param")
     upstream: dict[str, list[str]] = {t: [] for t in ids}
     for i, task in enumerate(flow.tasks):
         if first_index.get(task.id) != i:
@@ -365,6 +385,11 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             p.add(path + ("emits",), "`emits` needs coordination.sync_mode: event_driven",
                   "sync_mode: event_driven, or no emits", code="emits_mode")
         action = _action(fields, path, p, settings)
+        if fields.get("env") and not isinstance(action, (CommandAction, PromptAction, type(None))):
+            where = path + ("env",) if task.env else ("task_types", str(task.type), "env")
+            p.add(where, f"`env` is only given to `command:` and `prompt:` processes; this task is a "
+                         f"{action.kind} and would ignore it", "remove `env`, or set it on a command or prompt task",
+                  code="stray_env")
         resolved[task.id] = dict(fields=fields, level=level, pool=pool, use=use, action=action, index=i)
 
     cost = {t: float(resolved[t]["fields"].get("cost") or 1.0) for t in order if t in resolved}

@@ -24,6 +24,10 @@ resource alerts) it runs on a background thread (``background=True``) so the
 scheduler loop never waits; at most :data:`MAX_PENDING` deliveries queue up,
 more are dropped with a log line, and a process that exits waits at most
 :data:`EXIT_FLUSH` seconds for queued ones. Nothing here raises.
+
+A webhook is never redirected (``runtime.http_policy``: a 3xx is a failed delivery),
+and the ``error`` text (up to :data:`MAX_ERROR_CHARS` of a failed task's output) goes
+through Airflow's secret masker first, as the task's log did.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from typing import Any
 
 from iflow_airflow.constants import ALERT_EVENTS
 from iflow_airflow.runtime import monitor
+from iflow_airflow.http_policy import redirect_allowed
+from iflow_airflow.version_compat import redact_secrets
 
 log = logging.getLogger("iflow.alerts")
 
@@ -95,7 +101,7 @@ def build_payload(event: str, workflow: str | None, *, run_id: str | None = None
                   **extra: Any) -> dict[str, Any]:
     """The JSON body of one alert: fixed keys first (always present, maybe null), then ``extra``."""
     if error is not None:
-        error = str(error)
+        error = str(redact_secrets(str(error)))  # a task's output may quote a connection's password
         if len(error) > MAX_ERROR_CHARS:
             error = error[: MAX_ERROR_CHARS - 1] + "…"
     fields = dict(run_id=run_id, task=task, try_number=try_number, error=error, **extra)
@@ -113,6 +119,19 @@ def build_payload(event: str, workflow: str | None, *, run_id: str | None = None
     for k, v in extra.items():
         payload.setdefault(k, v)
     return payload
+
+
+class _PolicyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects as ``runtime.http_policy`` allows them: for a webhook's POST, none (the 3xx
+    then comes back as an ``HTTPError``: a failed, final delivery)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        if not redirect_allowed(req.full_url, newurl, method=req.get_method()):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_PolicyRedirects())
 
 
 def _retryable(status: int) -> bool:
@@ -142,7 +161,7 @@ def post_json(url: str, payload: dict[str, Any], *, attempt_timeout: float = ATT
         req = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT})
         try:
-            with urllib.request.urlopen(req, timeout=min(attempt_timeout, remaining)) as resp:
+            with _OPENER.open(req, timeout=min(attempt_timeout, remaining)) as resp:
                 status = resp.status
                 resp.read(65536)
             return Delivery(True, attempts, status, None, time.monotonic() - start)

@@ -76,8 +76,16 @@ class FolderScanner:
         self._results: list[Compiled] = []
 
     def _current_stamp(self) -> tuple:
+        """(path, mtime, size) of every YAML and ignore file, through symlinked folders as the
+        loader follows them (a folder reached twice, as in a symlink loop, is looked at once)."""
         items = []
-        for folder, _, files in os.walk(self.root):
+        seen: set[str] = set()
+        for folder, dirs, files in os.walk(self.root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
             for name in files:
                 if name.lower().endswith(YAML_SUFFIXES) or name == ".airflowignore":
                     p = os.path.join(folder, name)

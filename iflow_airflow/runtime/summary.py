@@ -276,8 +276,12 @@ def workflow_detail(session: Any, name: str, *, run_id: str | None = None,
                     runs_per_workflow: int = RUNS_PER_WORKFLOW, now: datetime | None = None,
                     plans: Mapping[str, WorkflowPlan] | None = None,
                     dag_ids: Iterable[str] | None = None) -> dict[str, Any] | None:
-    """One workflow (``GET /iflow/api/workflows/{name}``), with its recent runs; None if unknown."""
+    """One workflow (``GET /iflow/api/workflows/{name}``), with its recent runs; None if unknown.
+
+    Its resource figures name only the workflows the caller may read (``dag_ids``).
+    """
     now = now or datetime.now(timezone.utc)
+    dag_ids = set(dag_ids) if dag_ids is not None else None
     plans = current_plans() if plans is None else plans
     rows = read_rows(session, runs_per_workflow=runs_per_workflow, dag_ids=dag_ids, only_dag=name)
     if name not in rows["dags"]:
@@ -301,7 +305,8 @@ def workflow_detail(session: Any, name: str, *, run_id: str | None = None,
                     for t in plan.tasks] if plan else []
     if plan is not None:
         mine = {t.pool for t in plan.tasks if t.pool}
-        out["resource_figures"] = [r for r in resources_summary(rows, plans) if r["pool"] in mine]
+        readable = plans if dag_ids is None else {k: v for k, v in plans.items() if k in dag_ids}
+        out["resource_figures"] = [r for r in resources_summary(rows, readable) if r["pool"] in mine]
     else:
         out["resource_figures"] = []
     return out

@@ -34,7 +34,52 @@ TRIGGER_RULES = (
     "one_done", "one_failed", "none_failed", "none_failed_min_one_success", "none_skipped", "always",
 )
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=200)]
+NAME_MAX = 200  # ids and names: within dag_id/task_id (250) and, with [iflow] pool_prefix, pool (256)
+Name = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX)]
+# Column sizes of Airflow 3.3's metadata database (airflow/models/dag.py: DagModel.owners String(2000),
+# DagTag.name String(TAG_MAX_LEN=100)); tests/unit/test_db_limits.py checks them against the installed
+# Airflow. A longer value passes the SDK but fails the dag-processor's write, at every parse.
+OWNERS_MAX = 2000
+TAG_MAX = 100
+URL_MAX = 2000
+TEXT_NAME_MAX = 200  # free names (task types, params, time zones): as long as an id
+
+
+def _one_line(value: str) -> str:
+    """Single-line text: a line break or tab in a name, owner, tag, path or URL is a mistake
+    (and breaks the UI, logs and HTTP); the YAML loader already refused other control characters."""
+    if re.search(r"[\t\n\r]", value):
+        raise PydanticCustomError("one_line", "text must be on one line (found a tab or line break)")
+    return value
+
+
+def OneLine(max_length: int) -> Any:  # noqa: N802 - a type factory, used like a type
+    """A single-line text of at most ``max_length`` characters."""
+    return Annotated[str, Field(min_length=1, max_length=max_length), AfterValidator(_one_line)]
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL that Python's and httpx's clients will accept as given, checked now rather
+    than failing as ``InvalidURL`` when the task runs or the alert is sent."""
+    if not re.match(r"^https?://", value, re.IGNORECASE):
+        raise ValueError("expected an http:// or https:// URL")
+    if re.search(r"[\x00-\x20\x7f]", value) or not value.isascii():
+        raise ValueError("a URL cannot contain spaces, control characters or non-ASCII text "
+                         "(write them %-encoded, and a host name in punycode)")
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    return value
+
+
+HttpUrl = Annotated[str, Field(max_length=URL_MAX, json_schema_extra={"pattern": "^https?://"}),
+                    AfterValidator(_http_url)]
 Seconds = Annotated[float, Field(gt=0, le=30 * 24 * 3600)]
 # A custom extension's name (registered under an entry point group, see extensions.py);
 # registration is checked here, the module allow-list and loading by the plan.
@@ -150,19 +195,12 @@ Priority = Annotated[Any, BeforeValidator(_priority_value, json_schema_input_typ
 class WaitSpec(_Block):
     """Wait for exactly one condition."""
 
-    file: str | None = Field(None, description="a path that must exist")
-    url: str | None = Field(None, description="an http(s) URL that must answer 2xx")
+    file: OneLine(4096) | None = Field(None, description="a path that must exist")
+    url: HttpUrl | None = Field(None, description="an http(s) URL that must answer 2xx")
     until: datetime | None = Field(None, description="a point in time")
     workflow: Name | None = Field(None, description="another workflow whose `task` must succeed")
     task: Name | None = None
     poke_interval: Seconds = Field(5, description="seconds between checks")
-
-    @field_validator("url")
-    @classmethod
-    def _http_only(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://", v):
-            raise ValueError("expected an http:// or https:// URL")
-        return v
 
     def model_post_init(self, __context: Any) -> None:
         given = [k for k in ("file", "url", "until", "workflow") if getattr(self, k) is not None]
@@ -175,7 +213,7 @@ class WaitSpec(_Block):
 class TaskFields(_Block):
     """Everything a task may set; ``task_types`` templates use the same fields."""
 
-    type: str | None = Field(None, description="free label, looked up in task_types")
+    type: OneLine(TEXT_NAME_MAX) | None = Field(None, description="free label, looked up in task_types")
     description: str | None = None
     priority: Priority | None = Field(None, description="critical|high|medium|low|lowest or 1..priority_levels")
     resource: ResourceRef | None = Field(None, description="one named resource, optionally with slots")
@@ -242,7 +280,7 @@ ParamDecl = Annotated[Param, BeforeValidator(_param_shorthand, json_schema_input
 
 
 class Alerts(_Block):
-    webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    webhook: HttpUrl | None = None
     events: list[Literal[ALERT_EVENTS]] = Field(
         default_factory=lambda: ["task_failed", "run_failed", "resource_saturated"])
 
@@ -253,11 +291,11 @@ class Workflow(_Block):
     schedule: EventsSchedule | str | None = Field(
         None, description='null/"manual", cron, "@daily", "30m", or {events: [...]} / {events_any: [...]}')
     start_date: date | datetime = Field(date(2026, 1, 1))
-    timezone: str = "UTC"
+    timezone: OneLine(TEXT_NAME_MAX) = "UTC"
     catchup: bool = False
-    tags: list[str] = Field(default_factory=list)
-    owner: str = "iflow"
-    params: dict[str, ParamDecl] = Field(default_factory=dict)
+    tags: list[OneLine(TAG_MAX)] = Field(default_factory=list, description=f"each at most {TAG_MAX} characters")
+    owner: OneLine(OWNERS_MAX) = Field("iflow", description=f"at most {OWNERS_MAX} characters")
+    params: dict[OneLine(TEXT_NAME_MAX), ParamDecl] = Field(default_factory=dict)
     alerts: Alerts = Field(default_factory=Alerts)
     monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
         default_factory=list, description="monitors registered under the entry point group iflow_airflow.monitors")
@@ -274,7 +312,7 @@ class WorkflowFile(_Block):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     coordination: Coordination = Field(default_factory=Coordination)
     resources: dict[Name, ResourceDecl] = Field(default_factory=dict)
-    task_types: dict[str, TaskType] = Field(default_factory=dict)
+    task_types: dict[OneLine(TEXT_NAME_MAX), TaskType] = Field(default_factory=dict)
     workflow: Workflow
 
 

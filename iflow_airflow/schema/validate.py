@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from iflow_airflow.schema import models
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
+from iflow_airflow.errors import MAX_PROBLEMS, PathPart, Problem, WorkflowFileError, more_problems
 
 Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
 
@@ -152,13 +153,26 @@ def _describe(err: dict[str, Any], data: Any) -> tuple[str, str | None, tuple[Pa
         expected = ("letters, digits, `_`, `.` and `-` only" if pattern == models.NAME_PATTERN
                     else f"a value matching {pattern}")
         return f"invalid value {got!r}", expected, loc, "invalid_format"
+    if kind == "string_too_long":
+        limit = err.get("ctx", {}).get("max_length")
+        return (f"text of {len(got):,} characters is too long", f"at most {limit:,} characters "
+                "(what Airflow stores for it)", loc, "too_long")
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    shown = _safe_repr(got)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return f"{msg[0].lower()}{msg[1:]} (got {shown})", None, loc, kind
+
+
+def _safe_repr(value: Any) -> str:
+    """A short repr (containers by type name); an int too long for Python to print is described."""
+    if isinstance(value, (dict, list)):
+        return type(value).__name__
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        return f"an integer of {value.bit_length():,} bits"
+    return repr(value[:200]) if isinstance(value, str) else repr(value)
 
 
 def _without(data: Any, paths: list[tuple[PathPart, ...]]) -> Any:
@@ -183,7 +197,7 @@ def repaired(data: Any, problems: list[Problem]) -> models.WorkflowFile | None:
     paths = []
     for p in problems:
         path = p.path
-        if p.code == "missing" or not path or not isinstance(path[-1], str):
+        if p.code in ("missing", "truncated") or not path or not isinstance(path[-1], str):
             return None
         parent = _value_at(data, path[:-1])
         if not isinstance(parent, dict) or path[-1] not in parent:
@@ -201,8 +215,11 @@ def validate(data: Any, file: str, locate: Locator) -> models.WorkflowFile:
         return models.WorkflowFile.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in _pick_union_branches(exc.errors(include_url=False), data):
+        errors = _pick_union_branches(exc.errors(include_url=False), data)
+        for err in errors[:MAX_PROBLEMS]:  # described and located: the rest are only counted
             message, expected, path, code = _describe(err, data)
             where, line, col = locate(path)
             problems.append(Problem(where, message, path, line, col, expected, code))
+        if len(errors) > MAX_PROBLEMS:
+            problems.append(more_problems(file, len(errors) - MAX_PROBLEMS))
         raise WorkflowFileError(file, problems) from None

@@ -127,13 +127,13 @@ class IflowWaitTrigger(BaseTrigger):
         if self.kind == "file":
             return await asyncio.to_thread(os.path.exists, self.file)
         if self.kind == "url":
-            try:
-                response = await client.get(self.url)
-            except Exception as exc:  # connection refused, DNS, TLS, timeout: not yet
-                self.log.info("wait for %s: no answer yet (%s: %s)", self.what, type(exc).__name__, exc)
-                return False
-            self.log.info("wait for %s: HTTP %s", self.what, response.status_code)
-            return is_2xx(response.status_code)
+            from iflow_airflow.http_policy import probe_url
+
+            remaining = self._remaining()
+            limit = HTTP_ATTEMPT_TIMEOUT if remaining is None else min(HTTP_ATTEMPT_TIMEOUT, max(remaining, 0.05))
+            status, detail = await probe_url(self.url, limit, client)
+            self.log.info("wait for %s: %s", self.what, detail)
+            return status is not None and is_2xx(status)
         if self.kind == "until":
             return datetime.now(timezone.utc) >= parse_until(self.until)
         return await self._external_succeeded()
@@ -164,7 +164,7 @@ class IflowWaitTrigger(BaseTrigger):
 
         self.log.info("waiting for %s", self.what)
         started = time.time()
-        async with httpx.AsyncClient(follow_redirects=True, timeout=HTTP_ATTEMPT_TIMEOUT) as client:
+        async with httpx.AsyncClient(follow_redirects=False, timeout=HTTP_ATTEMPT_TIMEOUT) as client:
             while True:
                 if await self._holds(client):
                     self.log.info("wait for %s: condition met", self.what)

@@ -63,7 +63,7 @@ def test_running_import_finds_airflows_import_result(airflow_env, tmp_path):
     assert out["inside"] == {"result": "DagImportResult", "has_errors": True}
 
 
-def test_discover_files_honours_airflowignore(airflow_env, tmp_path):
+def test_ignore_rules_are_airflows_and_honoured(airflow_env, tmp_path):
     root = tmp_path / "tree"
     (root / "skip").mkdir(parents=True)
     (root / "a.yaml").write_text("x: 1\n")
@@ -71,11 +71,27 @@ def test_discover_files_honours_airflowignore(airflow_env, tmp_path):
     (root / ".airflowignore").write_text("skip/\n")
     out = _probe(airflow_env, f"""
         import json, os
+        from pathlib import Path
         from iflow_airflow import version_compat
-        found = sorted(os.path.relpath(p, {str(root)!r}) for p in version_compat.discover_files(__import__("pathlib").Path({str(root)!r})))
-        print(json.dumps(found))
+        from iflow_airflow.compiler import iter_yaml_files
+        kinds = [version_compat.ignore_rule_type(s).__name__ for s in ("glob", "regexp")]
+        methods = all(hasattr(version_compat.ignore_rule_type("glob"), m) for m in ("compile", "match"))
+        found = sorted(os.path.relpath(p, {str(root)!r}) for p in iter_yaml_files(Path({str(root)!r})))
+        print(json.dumps({{"kinds": kinds, "methods": methods, "found": found}}))
     """)
-    assert "a.yaml" in out and "skip/b.yaml" not in out
+    assert out["kinds"] == ["_GlobIgnoreRule", "_RegexpIgnoreRule"] and out["methods"]
+    assert out["found"] == ["a.yaml"]
+
+
+def test_redact_secrets_uses_airflows_masker(airflow_env):
+    out = _probe(airflow_env, """
+        import json
+        from airflow.sdk._shared.secrets_masker import mask_secret
+        from iflow_airflow import version_compat
+        mask_secret("hunter2-sekrit")
+        print(json.dumps(version_compat.redact_secrets("the password is hunter2-sekrit")))
+    """)
+    assert "hunter2-sekrit" not in out and "***" in out
 
 
 def test_stats_module_is_initialised_and_emits(airflow_env):

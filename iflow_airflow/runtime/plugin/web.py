@@ -17,6 +17,7 @@ Airflow UI) - 401 without. Workflows are limited to the DAGs the user may read
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,19 +31,25 @@ from iflow_airflow.runtime import summary
 from iflow_airflow.gc_pause import collector_paused
 from iflow_airflow.runtime.plugin import render
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"iflow.css": "text/css", "iflow.js": "text/javascript", "icon.svg": "image/svg+xml"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _readable_dag_ids(user: Any, session: Any) -> set[str] | None:
-    """DAG ids the user may read; None when the auth manager cannot say (then: no filter)."""
+def _readable_dag_ids(user: Any, session: Any) -> set[str]:
+    """DAG ids the user may read; none when the auth manager cannot say.
+
+    Fails closed: when the permission lookup raises, the page shows no workflow (as
+    Airflow's own API refuses), rather than every one.
+    """
     try:
         from airflow.api_fastapi.app import get_auth_manager
 
         return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
     except Exception:
-        return None
+        log.exception("iflow: the auth manager could not list the DAGs this user may read; showing none")
+        return set()
 
 
 User = Annotated[Any, Depends(get_user)]

@@ -219,7 +219,7 @@ def test_template_priority_out_of_range_points_at_the_task(front):
 
 
 def test_env_trigger_rule_emits_description(front):
-    plan = front.plan(ids_yaml("{id: a, env: {X_1: v}, trigger_rule: one_failed, emits: [done, also], "
+    plan = front.plan(ids_yaml("{id: a, command: 'true', env: {X_1: v}, trigger_rule: one_failed, emits: [done, also], "
                                "description: hello}"))
     t = plan.task("a")
     assert (t.env, t.trigger_rule, t.emits, t.description) == ({"X_1": "v"}, "one_failed", ("done", "also"), "hello")
