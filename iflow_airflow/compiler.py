@@ -37,6 +37,8 @@ class Compiled:
     plan: WorkflowPlan | None = None
     error: WorkflowFileError | None = None
     locate: Any = None  # key path -> (file, line, column), through the defaults chain
+    raw: bytes | None = None  # the file's bytes as read (the last good store keeps them)
+    defaults: Sequence[Any] = ()  # its defaults chain as read (YamlDocument or WorkflowFileError)
 
     @property
     def ok(self) -> bool:
@@ -281,10 +283,11 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
         return compiled
     if not explicit and not yaml_source.looks_like_workflow(raw):
         return None
+    compiled.raw = raw
     key, defaults = None, None
     try:
         if cache is not None:
-            defaults = chain.for_file(path)
+            defaults = compiled.defaults = chain.for_file(path)
             key, cached = _cached_plan(cache, display, raw, defaults, settings)
             if cached is not None:
                 compiled.plan = cached
@@ -297,8 +300,8 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
         if doc.data is None:
             raise WorkflowFileError(display, [Problem(display, "the file is empty", (), None, None,
                                                       "a mapping with a `workflow:` block", "empty")])
-        compiled.plan = compile_document(doc, chain.for_file(path) if defaults is None else defaults, settings,
-                                         located=compiled)
+        compiled.defaults = chain.for_file(path) if defaults is None else defaults
+        compiled.plan = compile_document(doc, compiled.defaults, settings, located=compiled)
         if key is not None:
             cache.put(key, compiled.plan)
     except WorkflowFileError as exc:
@@ -366,6 +369,18 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
             r.error = WorkflowFileError(r.display, problems)
             if id(r) in lose_dag:
                 r.plan = None
+
+
+def compile_source(display: str, raw: bytes, defaults: Sequence[yaml_source.YamlDocument],
+                   settings: IflowSettings, cache: PlanCache | None = None) -> WorkflowPlan:
+    """The plan of a file's bytes as once read (the last good store's copy), through the plan cache."""
+    key, plan = _cached_plan(cache, display, raw, defaults, settings) if cache is not None else (None, None)
+    if plan is None:
+        doc = yaml_source.parse(display, yaml_source.decode(display, raw, settings.max_file_bytes))
+        plan = compile_document(doc, defaults, settings)
+        if key is not None and cache is not None:
+            cache.put(key, plan)
+    return plan
 
 
 def compile_folder(root: Path, settings: IflowSettings | None = None,

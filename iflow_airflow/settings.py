@@ -27,6 +27,21 @@ DEFAULTS: dict[str, str] = {
     # Folder of the compiled-plan cache of the DAG loader, the resource keeper and the
     # iflow page: empty = $AIRFLOW_HOME/iflow-cache; "off" = always compile (plan_cache.py).
     "plan_cache": "",
+    # What a workflow whose file was valid and became invalid does: keep_last_good (its
+    # last good DAG stays, runs and is scheduled), pause (kept, but paused) or hide
+    # (gone, like a broken .py file). SPEC §5; last_good.py.
+    "on_invalid": "keep_last_good",
+    # Folder of the last good version of every workflow file; every component that loads
+    # DAGs (dag-processor, workers, triggerer) must see the same folder. Empty =
+    # $AIRFLOW_HOME/iflow-last-good; "off" = keep nothing (a broken file is only an error).
+    "last_good_store": "",
+    # Seconds one file may take to compile, and to build, inside the loader's shared parse;
+    # a file over it becomes its own error (keeping its last good version). 0 = no limit.
+    "file_parse_budget": "5",
+    # Seconds between the dag-processor's looks at the YAML files' size and mtime; a change
+    # queues the loader for parsing at once (edit -> DAG in seconds). 0 = off: only
+    # [dag_processor] min_file_process_interval re-parses the loader.
+    "watch_interval": "1",
 }
 
 
@@ -45,12 +60,33 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace("\n", ",").split(",") if p.strip())
 
 
+ON_INVALID = ("keep_last_good", "pause", "hide")
+
+
+def on_invalid_policy(value: str) -> str:
+    """The ``[iflow] on_invalid`` policy; an unknown value is a deployment error, said at once."""
+    policy = value.strip().lower()
+    if policy not in ON_INVALID:
+        raise ValueError(f"[iflow] on_invalid = {value!r}: expected one of {', '.join(ON_INVALID)}")
+    return policy
+
+
+def _seconds(value: str, key: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"[iflow] {key} = {value!r}: expected a number of seconds (0: no limit)") from None
+    return max(seconds, 0.0)
+
+
 @dataclass(frozen=True)
 class IflowSettings:
     allowed_modules: tuple[str, ...] = ()
     agent_command: str = DEFAULTS["agent_command"]
     max_file_bytes: int = int(DEFAULTS["max_file_bytes"])
     pool_prefix: str = DEFAULTS["pool_prefix"]
+    on_invalid: str = DEFAULTS["on_invalid"]
+    file_parse_budget: float = float(DEFAULTS["file_parse_budget"])
 
     @classmethod
     def from_config(cls) -> IflowSettings:
@@ -59,6 +95,8 @@ class IflowSettings:
             agent_command=get("agent_command"),
             max_file_bytes=int(get("max_file_bytes")),
             pool_prefix=get("pool_prefix"),
+            on_invalid=on_invalid_policy(get("on_invalid")),
+            file_parse_budget=_seconds(get("file_parse_budget"), "file_parse_budget"),
         )
 
     def module_allowed(self, module: str) -> bool:

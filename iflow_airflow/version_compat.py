@@ -9,47 +9,159 @@ Airflow), and has a test in ``tests/airflow/test_version_compat.py`` pinned to
 that version: when Airflow moves a name, that test fails first and names the
 function to mend.
 
-Checked against apache-airflow 3.3.2 (task SDK 1.3.2).
+Checked against apache-airflow 3.3.2 (task SDK 1.3.2) and 3.4.0b2.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
 
 #: The Airflow versions whose internals this module was read against.
-CHECKED_AGAINST = ("3.3",)
+CHECKED_AIRFLOW = ("3.3.2", "3.4.0b2")
+CHECKED_AGAINST = tuple(sorted({".".join(v.split(".")[:2]) for v in CHECKED_AIRFLOW}))
+_MARK = "__iflow_wrapped__"
 
 
-def airflow_version() -> str:
-    """The installed Airflow's version (``"3.3.2"``), without importing Airflow's configuration."""
-    from importlib.metadata import version
+def _wrap(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..., Any]]) -> bool:
+    """Replace ``cls.name`` by ``make(original)`` once per process (idempotent); False if it is missing."""
+    original = getattr(cls, name, None)
+    if original is None:
+        log.warning("iflow: %s.%s not found: this Airflow is not one iflow-airflow was checked with (%s)",
+                    cls.__name__, name, ", ".join(CHECKED_AIRFLOW))
+        return False
+    if getattr(original, _MARK, False):
+        return True
+    wrapped = functools.wraps(original)(make(original))
+    setattr(wrapped, _MARK, True)
+    setattr(cls, name, wrapped)
+    return True
 
-    return version("apache-airflow-core")
 
+def install_dag_processor_upkeep(upkeep: Any) -> list[str]:
+    """Hook ``upkeep`` into ``DagFileProcessorManager`` (``airflow/dag_processing/manager.py``).
 
-def running_import(max_depth: int = 40) -> tuple[Any | None, Path | None]:
-    """The ``DagImportResult`` (and bundle path) of the Airflow import that is executing the caller.
+    Checked against Airflow 3.3.2 (and 3.4.0b2), three methods of the manager:
 
-    Rule: walk up the call stack to ``PythonDagImporter.import_file`` (3.3:
-    ``airflow/dag_processing/importers/python_importer.py``), whose locals hold
-    ``result`` (a ``DagImportResult``) and ``bundle_path``. The loader adds its
-    per-YAML-file import errors there, so they reach the database keyed to the
-    YAML file. Limit: outside an Airflow import (a plain script, a test) this
-    returns ``(None, None)`` and the caller raises instead.
+    * ``clear_orphaned_import_errors(bundle_name, observed_filelocs)`` runs at every
+      bundle refresh and deletes every import error not keyed to an observed ``.py``
+      file: the errors of YAML files that still exist are added to the observed set.
+    * ``persist_parsing_result(*, bundle_name, parsing_result, relative_fileloc, session, ...)``
+      writes one parse's DAGs and errors; only the parsed file and its error keys are
+      cleared, so afterwards ``upkeep.after_persist`` clears the errors of the loader's
+      YAML files that this parse found valid (or gone), and applies ``on_invalid = pause``.
+    * ``claim_priority_files()`` ("override to source requests from an API") returns
+      the files to parse first; ``upkeep.changed_loaders`` adds the loader when a YAML
+      file under it changed.
+
+    Returns the names hooked. Runs only in the dag-processor process (see ``lifecycle``).
     """
-    from airflow.dag_processing.importers.base import DagImportResult
+    from airflow.dag_processing.manager import DagFileProcessorManager as M
 
-    frame = sys._getframe(1)
-    for _ in range(max_depth):
+    def clear_orphans(original):
+        def clear_orphaned_import_errors(self, bundle_name, observed_filelocs, *args, **kwargs):
+            keep = upkeep.existing_yaml(bundle_path(self, bundle_name))
+            return original(self, bundle_name, set(observed_filelocs) | keep, *args, **kwargs)
+        return clear_orphaned_import_errors
+
+    def persist(original):
+        def persist_parsing_result(self, **kwargs):
+            original(self, **kwargs)
+            upkeep.after_persist(bundle_path(self, kwargs["bundle_name"]), kwargs["bundle_name"],
+                                 kwargs.get("relative_fileloc"), kwargs["parsing_result"], kwargs["session"])
+        return persist_parsing_result
+
+    def claim(original):
+        def claim_priority_files(self):
+            return list(original(self)) + upkeep.changed_loaders(self._dag_bundles, dag_file_info)
+        return claim_priority_files
+
+    hooks = {"clear_orphaned_import_errors": clear_orphans, "persist_parsing_result": persist,
+             "claim_priority_files": claim}
+    return [name for name, make in hooks.items() if _wrap(M, name, make)]
+
+
+def bundle_path(manager: Any, bundle_name: str) -> Any:
+    """The local path of ``bundle_name`` among the manager's ``_dag_bundles`` (3.3.2: list of bundles)."""
+    for bundle in getattr(manager, "_dag_bundles", ()):
+        if bundle.name == bundle_name:
+            return bundle.path
+    return None
+
+
+def dag_file_info(rel_path: Any, bundle: Any) -> Any:
+    """A queue entry of the manager for one file (3.3.2: ``DagFileInfo(rel_path, bundle_name, bundle_path)``)."""
+    from airflow.dag_processing.manager import DagFileInfo
+
+    return DagFileInfo(rel_path=rel_path, bundle_name=bundle.name, bundle_path=bundle.path)
+
+
+def import_error_model() -> Any:
+    """The ORM model of the UI's import errors (3.3.2: ``airflow.models.errors.ParseImportError``)."""
+    from airflow.models.errors import ParseImportError
+
+    return ParseImportError
+
+
+def serialized_tags(lazy_dag: Any) -> list[str]:
+    """Tags of a ``LazyDeserializedDAG`` of a parse result (3.3.2: ``data['dag']['tags']``)."""
+    return list(getattr(lazy_dag, "tags", None) or [])
+
+
+def airflow_version() -> tuple[int, int]:
+    """(major, minor) of the installed Airflow."""
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def importer_api() -> tuple[type, type, type]:
+    """``(AbstractDagImporter, DagImportError, DagImportResult)``.
+
+    3.3.2: ``airflow.dag_processing.importers.base``; 3.4.0b2 moved them to the task SDK,
+    ``airflow.sdk.importers.base`` (and changed the importer interface: definitions).
+    """
+    try:
+        from airflow.sdk.importers.base import AbstractDagImporter, DagImportError, DagImportResult
+    except ImportError:
+        from airflow.dag_processing.importers.base import AbstractDagImporter, DagImportError, DagImportResult
+    return AbstractDagImporter, DagImportError, DagImportResult
+
+
+def import_error(file_path: str, message: str, **fields: Any) -> Any:
+    """A ``DagImportError`` for one file (3.3.2: ``file_path=``; 3.4.0b2: ``source_reference=``)."""
+    _, error_cls, _ = importer_api()
+    names = getattr(error_cls, "__dataclass_fields__", {})
+    key = "source_reference" if "source_reference" in names else "file_path"
+    return error_cls(**{key: file_path}, message=message, **fields)
+
+
+def running_import(frame: Any = None) -> tuple[Any, Path | None]:
+    """``(DagImportResult, bundle path)`` of the Python import executing the caller, from the call stack.
+
+    Rule: walk up to Airflow's Python importer, whose locals hold ``result`` (a
+    ``DagImportResult``) and the bundle. 3.3.2: ``PythonDagImporter.import_file(file_path,
+    *, bundle_path, ...)``; 3.4.0b2: ``PythonDagImporter.import_definition(definition,
+    bundle)``. The loader adds its per-YAML-file import errors there, so they reach the
+    database keyed to each YAML file. Outside an Airflow import: ``(None, None)``.
+    """
+    _, _, result_cls = importer_api()
+    frame = sys._getframe(1) if frame is None else frame
+    for _ in range(40):
         if frame is None:
             break
-        if frame.f_code.co_name == "import_file":
+        name = frame.f_code.co_name
+        if name in ("import_file", "import_definition"):
             result = frame.f_locals.get("result")
-            if isinstance(result, DagImportResult):
-                bundle = frame.f_locals.get("bundle_path")
+            if isinstance(result, result_cls):
+                bundle = frame.f_locals.get("bundle_path") or getattr(frame.f_locals.get("bundle"), "path", None)
                 return result, Path(bundle) if bundle else None
         frame = frame.f_back
     return None, None
@@ -142,3 +254,29 @@ def ignore_rule_type(syntax: str) -> Any:
     if syntax == "regexp":
         return fd._RegexpIgnoreRule
     raise ValueError(f"Unsupported ignore_file_syntax: {syntax}")
+
+
+def iflow_importer_configured() -> bool:
+    """True when 3.4's ``[dag_processor] dag_importer_configs`` registers ``IflowYamlImporter``
+    (then each YAML file is its own parse unit and the loader ``.py`` must load nothing)."""
+    if airflow_version() < (3, 4):
+        return False
+    from airflow.configuration import conf
+
+    configs = conf.getjson("dag_processor", "dag_importer_configs", fallback=None) or []
+    paths = [c if isinstance(c, str) else (c or {}).get("classpath", "") for c in configs]
+    return any(p.endswith("IflowYamlImporter") for p in paths)
+
+
+def dag_import_result(rel: str, definition: Any = None) -> Any:
+    """An empty ``DagImportResult`` (3.3.2: ``file_path=``; 3.4.0b2: ``definition=``)."""
+    _, _, result_cls = importer_api()
+    names = getattr(result_cls, "__dataclass_fields__", {})
+    return result_cls(definition=definition) if "definition" in names else result_cls(file_path=rel)
+
+
+def filesystem_definitions(root: Any, extensions: list[str]) -> Any:
+    """3.4.0b2's discovery walk (``find_file_dag_definitions``: suffix and ``.airflowignore``)."""
+    from airflow.sdk.importers.base import find_file_dag_definitions
+
+    return find_file_dag_definitions(root, extensions)

@@ -41,6 +41,7 @@ DEPLOYMENT_SPECIFIC_KEYS = frozenset(
         "AIRFLOW__CORE__DAGS_FOLDER",
         "AIRFLOW__CORE__PLUGINS_FOLDER",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE",
+        "AIRFLOW__IFLOW__LAST_GOOD_STORE",  # a container path; native runs use $AIRFLOW_HOME's
         "AIRFLOW__API__HOST",
         "AIRFLOW__API__PORT",
         "AIRFLOW__API__BASE_URL",

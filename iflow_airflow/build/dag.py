@@ -134,6 +134,9 @@ def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
         is_paused_upon_creation=not plan.enabled,
         doc_md=doc_md(plan),
         render_template_as_native_obj=False,
+        # Found through the loader's namespace (or the importer's result) only: a build cut
+        # short by the file's time budget must not leave a half-built DAG registered.
+        auto_register=False,
     )
     with dag:
         built: dict[str, BaseOperator] = {}

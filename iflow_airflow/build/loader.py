@@ -9,37 +9,41 @@ the README's "How files become DAGs" for the whole argument and its limits.
 
 Airflow 3.4 adds ``[dag_processor] dag_importer_configs``: there,
 ``IflowYamlImporter`` is registered for ``.yaml``/``.yml`` and every file is
-its own parse unit, which needs none of the above.
+its own parse unit (own ``fileloc``, timeout, Code tab); the loader ``.py`` then
+loads nothing. The importer speaks both interfaces (3.3's ``import_file``, 3.4's
+``import_definition``); ``version_compat`` holds the differences.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from airflow.dag_processing.importers.base import AbstractDagImporter, DagImportError, DagImportResult
-
-from iflow_airflow.build.dag import build_dag
-from iflow_airflow.compiler import Compiled, DefaultsChain, compile_file, compile_folder
-from iflow_airflow.errors import Problem, WorkflowFileError, printable
-from iflow_airflow.settings import IflowSettings
+from iflow_airflow import version_compat
+from iflow_airflow.build import last_good
 from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow.source import reader as yaml_source
+from iflow_airflow.compiler import Compiled
+from iflow_airflow.errors import WorkflowFileError, printable
 from iflow_airflow.gc_pause import collector_paused
-from iflow_airflow import version_compat
+from iflow_airflow.build.folder import Outcome, load_folder, load_one
+from iflow_airflow.settings import IflowSettings
+
+AbstractDagImporter, DagImportError, DagImportResult = version_compat.importer_api()
 
 log = logging.getLogger(__name__)
 
 
-def to_import_errors(error: WorkflowFileError, file_path: str) -> DagImportError:
+def to_import_errors(error: WorkflowFileError, file_path: str, note: str | None = None) -> DagImportError:
     first = error.problems[0] if error.problems else None
     suggestion = "; ".join(f"{p.key_path}: {p.expected}" for p in error.problems if p.expected) or None
-    return DagImportError(
-        file_path=file_path,
-        message=error.render(),
+    return version_compat.import_error(
+        file_path,
+        message=error.render() + (f"\n{note}" if note else ""),
         error_type="iflow",
         line_number=first.line if first else None,
         column_number=first.column if first else None,
@@ -47,20 +51,12 @@ def to_import_errors(error: WorkflowFileError, file_path: str) -> DagImportError
     )
 
 
-def _build(c: Compiled, settings: IflowSettings) -> Any:
-    """Build one DAG; an unexpected failure becomes that file's error, never the loader's."""
-    assert c.plan is not None
-    try:
-        dag = build_dag(c.plan, settings)
-        dag.validate()
-        return dag
-    except Exception as exc:
-        log.exception("building the DAG of %s failed", c.display)
-        c.error = WorkflowFileError(c.display, [Problem(
-            c.display, f"could not build the Airflow DAG: {type(exc).__name__}: {exc}", (), None, None,
-            "report this with the file; the traceback is in the dag-processor log", "build")])
-        c.plan = None
+def last_good_note(o: Outcome) -> str | None:
+    """The line an import error gets when its workflow runs (or is paused at) its last good version."""
+    if o.last_good is None:
         return None
+    saved = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(o.last_good.saved_at))
+    return f"The DAG {o.dag.dag_id!r} keeps its last good version (saved {saved}) until the file is fixed."
 
 
 # ParseImportError.filename is String(1024) in Airflow 3.3 (airflow/models/errors.py).
@@ -90,39 +86,78 @@ def error_key(c: Compiled, bundle: Path | None) -> str:
     return rel
 
 
+
 def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) -> list[Compiled]:
-    """Put one DAG per valid iflow file under ``folder`` into ``namespace``; report the rest.
+    """Put one DAG per iflow file under ``folder`` into ``namespace`` (its own, or its last good); report the rest.
 
     Called from ``dags/iflow_dags.py`` with ``globals()``. Errors go to the running
     Airflow import keyed by each YAML file's path relative to the bundle, so
-    they show in the UI's import errors under that file's name.
+    they show in the UI's import errors under that file's name (see ``loader``).
     """
+    if version_compat.iflow_importer_configured():  # 3.4: each YAML file is its own parse unit
+        return []
     settings = IflowSettings.from_config()
     root = Path(folder) if folder else Path(namespace.get("__file__", ".")).resolve().parent
     result, bundle = version_compat.running_import()
     with collector_paused():
-        results = compile_folder(root, settings, cache=plan_cache.from_config())
-        for c in results:
-            if c.plan is not None:
-                dag = _build(c, settings)
-                if dag is not None:
-                    namespace[f"iflow__{dag.dag_id}"] = dag
-    errors = [c for c in results if c.error is not None]
-    for c in errors:
+        outcomes = load_folder(root, settings, cache=plan_cache.from_config(), store=last_good.from_config())
+    for o in outcomes:
+        if o.dag is not None:
+            namespace[f"iflow__{o.dag.dag_id}"] = o.dag
+    for o in outcomes:
+        c = o.compiled
+        if c.error is None:
+            continue
         rel = error_key(c, bundle)
         if result is not None:
-            result.errors.append(to_import_errors(c.error, rel))
+            result.errors.append(to_import_errors(c.error, rel, last_good_note(o)))
         else:
             log.error("%s", c.error.render())
-    return results
+    return [o.compiled for o in outcomes]
 
 
-class IflowYamlImporter(AbstractDagImporter):
-    """One iflow YAML file -> one DAG (for Airflow >= 3.4 ``dag_importer_configs``)."""
+class IflowYamlImporter(AbstractDagImporter):  # type: ignore[misc,valid-type]
+    """One iflow YAML file -> one DAG: its own, or its last good version (Airflow >= 3.4 importers).
+
+    Registered with ``[dag_processor] dag_importer_configs = ["iflow_airflow.importer.IflowYamlImporter"]``.
+    Files that do not look like iflow workflows are not listed (other YAML stays Airflow's
+    or nobody's). The Code tab shows the YAML (``get_source_code``).
+    """
+
+    def __init__(self, extensions: list[str] | None = None, **_: Any) -> None:
+        self.extensions = [e if e.startswith(".") else f".{e}" for e in (extensions or yaml_source_suffixes())]
 
     @classmethod
     def supported_extensions(cls) -> list[str]:
         return list(yaml_source_suffixes())
+
+    # --- Airflow 3.4 ----------------------------------------------------------------
+
+    def can_handle(self, definition: Any) -> bool:
+        path = getattr(definition, "path", definition)
+        return str(path).lower().endswith(tuple(self.extensions))
+
+    def might_contain_dag(self, definition: Any, safe_mode: bool = True) -> bool:
+        try:
+            return yaml_source.looks_like_workflow(definition.read_bytes())
+        except OSError:
+            return True  # unreadable: imported, so that it is reported
+
+    def list_dag_definitions(self, bundle: Any, *, safe_mode: bool = True) -> Iterator[Any]:
+        for definition in version_compat.filesystem_definitions(Path(bundle.path), self.extensions):
+            if Path(definition.path).name != "iflow.defaults.yaml" and self.might_contain_dag(definition):
+                yield definition
+
+    def import_definition(self, definition: Any, bundle: Any) -> Any:
+        path = Path(definition.path)
+        return self._import(path, Path(bundle.path), definition)
+
+    def get_source_code(self, definition: Any, dag_id: str | None = None) -> Any:
+        from airflow.sdk.importers.base import DagSourceCode
+
+        return DagSourceCode(source_code=definition.read_text(encoding="utf-8"), language="yaml")
+
+    # --- Airflow 3.3 ----------------------------------------------------------------
 
     def list_dag_files(self, directory: Any, safe_mode: bool = True) -> Iterator[str]:
         from iflow_airflow.compiler import iter_yaml_files
@@ -133,28 +168,32 @@ class IflowYamlImporter(AbstractDagImporter):
                 yield str(path)  # never read past the size limit: an oversized file gets its error
 
     def import_file(self, file_path: Any, *, bundle_path: Path | None = None, bundle_name: str | None = None,
-                    safe_mode: bool = True) -> DagImportResult:
+                    safe_mode: bool = True) -> Any:
+        return self._import(Path(file_path), bundle_path)
+
+    def _import(self, path: Path, bundle_path: Path | None, definition: Any = None) -> Any:
+        """The file's DAG (its own or its last good version) and its error; never raises."""
         settings = IflowSettings.from_config()
-        path = Path(file_path)
-        rel = self.get_relative_path(path, bundle_path)
-        result = DagImportResult(file_path=rel)
+        rel = str(path.relative_to(bundle_path)) if bundle_path and path.is_relative_to(bundle_path) else str(path)
+        result = version_compat.dag_import_result(rel, definition)
         try:
-            c = compile_file(path, root=bundle_path, settings=settings, chain=DefaultsChain(bundle_path, settings),
-                             cache=plan_cache.from_config())
+            with collector_paused():
+                o = load_one(path, bundle_path, settings, cache=plan_cache.from_config(),
+                             store=last_good.from_config())
         except Exception as exc:  # never let one file take the processor down
-            result.errors.append(DagImportError(rel, f"{type(exc).__name__}: {exc}", "iflow",
-                                                stacktrace=traceback.format_exc()))
+            result.errors.append(version_compat.import_error(rel, f"{type(exc).__name__}: {exc}",
+                                                             error_type="iflow", stacktrace=traceback.format_exc()))
             return result
-        if c is None:
-            result.skipped_files.append(str(path))
+        if o is None:
+            (result.skipped_definitions if definition is not None else result.skipped_files).append(
+                definition if definition is not None else str(path))
             return result
-        dag = _build(c, settings) if c.plan is not None else None
-        if dag is not None:
-            dag.fileloc = str(path)
-            dag.relative_fileloc = rel
-            result.dags.append(dag)
-        if c.error is not None:
-            result.errors.append(to_import_errors(c.error, rel))
+        if o.dag is not None:
+            o.dag.fileloc = str(path)
+            o.dag.relative_fileloc = rel
+            result.dags.append(o.dag)
+        if o.compiled.error is not None:
+            result.errors.append(to_import_errors(o.compiled.error, rel, last_good_note(o)))
         return result
 
 

@@ -13,6 +13,10 @@ from iflow_airflow.plan import queues
 from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
 from iflow_airflow.schema.models import json_schema
 from iflow_airflow.plan.ir import WorkflowPlan
+from iflow_airflow.compiler import (
+    Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
+)
+from iflow_airflow.build.folder import budget_check
 from iflow_airflow.settings import IflowSettings
 
 LOADER_NAME = "iflow_dags.py"
@@ -37,23 +41,34 @@ def _summary(c: Compiled) -> str:
             f"{len(p.conflicts)} conflicts")
 
 
+def _files(path: Path, settings: IflowSettings) -> list[tuple[Path, Path, DefaultsChain, bool]]:
+    """(file, root, defaults chain, named explicitly) for a file or every YAML file of a folder."""
+    if path.is_dir():
+        chain = DefaultsChain(path, settings)
+        return [(p, path, chain, False) for p in iter_yaml_files(path)]
+    root = find_root(path)
+    return [(path, root, DefaultsChain(root, settings), True)]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Every problem of every file; each file compiled (and, if large, built) under the loader's budget (D10)."""
     settings = IflowSettings.from_config()
     results: list[Compiled] = []
+    warnings: dict[int, list[str]] = {}
     for raw in args.paths:
         path = Path(raw)
-        if path.is_dir():
-            results.extend(compile_folder(path, settings))
-        elif path.exists():
-            root = find_root(path)
-            c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
-            if c is not None:
-                results.append(c)
-        else:
+        if not path.exists():
             print(f"FAIL {raw}: no such file or folder", file=sys.stderr)
             return 1
+        for file, root, chain, explicit in _files(path, settings):
+            c, near = budget_check(file, root, settings, chain, explicit)
+            if c is not None:
+                results.append(c)
+                warnings[id(c)] = near
     check_across_files(results)
     for c in results:
+        for line in warnings.get(id(c), []):
+            print(f"  {line}")
         if c.error is not None:
             for problem in c.error.problems:
                 print(f"  {problem}")

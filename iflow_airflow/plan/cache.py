@@ -175,21 +175,25 @@ def environment_fingerprint() -> str:
     return _environment
 
 
-def _safe_folder(folder: Path) -> bool:
+def safe_folder(folder: Path, what: str = "plan cache", *, need_write: bool = True) -> bool:
+    """Create ``folder`` 0700 if missing; False (logged) if another user owns it or others may write it.
+
+    A planted file there would become a DAG, so such a folder is not used at all.
+    """
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = folder.stat()
     except OSError as exc:
-        log.info("iflow plan cache %s is not usable (%s); compiling every file", folder, exc)
+        log.info("iflow %s %s is not usable (%s)", what, folder, exc)
         return False
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        log.warning("iflow plan cache %s belongs to another user; not using it", folder)
+        log.warning("iflow %s %s belongs to another user; not using it", what, folder)
         return False
     if st.st_mode & 0o022:
-        log.warning("iflow plan cache %s is writable by group or others; not using it", folder)
+        log.warning("iflow %s %s is writable by group or others; not using it", what, folder)
         return False
-    if not os.access(folder, os.W_OK | os.X_OK):
-        log.info("iflow plan cache %s is not writable; compiling every file", folder)
+    if need_write and not os.access(folder, os.W_OK | os.X_OK):
+        log.info("iflow %s %s is not writable; not using it", what, folder)
         return False
     return True
 
@@ -293,7 +297,7 @@ def _config_value() -> str:
     return settings.get("plan_cache") or ""
 
 
-def _airflow_home() -> Path:
+def airflow_home() -> Path:
     try:
         from airflow.configuration import AIRFLOW_HOME
 
@@ -311,10 +315,10 @@ def from_config() -> PlanCache | None:
         value = _config_value().strip()
         if value.lower() in OFF_VALUES:
             return None
-        folder = Path(value).expanduser() if value else _airflow_home() / "iflow-cache"
+        folder = Path(value).expanduser() if value else airflow_home() / "iflow-cache"
         key = str(folder)
         if key not in _from_config:
-            _from_config[key] = PlanCache(folder) if _safe_folder(folder) else None
+            _from_config[key] = PlanCache(folder) if safe_folder(folder) else None
         return _from_config[key]
     except Exception as exc:  # a cache problem must never stop DAGs from loading
         log.info("iflow plan cache disabled: %s: %s", type(exc).__name__, exc)

@@ -23,8 +23,8 @@ def folder(tmp_path: Path, monkeypatch) -> Path:
 
 def test_paused_during_the_load_and_enabled_after(folder, monkeypatch):
     seen: list[bool] = []
-    real = importer.compile_folder
-    monkeypatch.setattr(importer, "compile_folder", lambda *a, **k: (seen.append(gc.isenabled()), real(*a, **k))[1])
+    real = importer.load_folder
+    monkeypatch.setattr(importer, "load_folder", lambda *a, **k: (seen.append(gc.isenabled()), real(*a, **k))[1])
     assert gc.isenabled()
     namespace: dict = {}
     importer.load_workflows(namespace, folder)
@@ -46,7 +46,7 @@ def test_restored_when_the_load_raises(folder, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("compile failed")
 
-    monkeypatch.setattr(importer, "compile_folder", boom)
+    monkeypatch.setattr(importer, "load_folder", boom)
     with pytest.raises(RuntimeError):
         importer.load_workflows({}, folder)
     assert gc.isenabled()

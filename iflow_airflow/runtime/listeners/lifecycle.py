@@ -1,4 +1,4 @@
-"""Component lifecycle hooks: start the resource keeper inside the scheduler.
+"""Component lifecycle hooks: the resource keeper in the scheduler, the upkeep in the dag-processor.
 
 Every Airflow process calls these, every task process included, so the keeper's
 module (and the compiler behind it) is imported only by a job (scheduler,
@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 def on_starting(component):
     if type(component).__name__ != "Job":  # a task runner, api-server, ...: nothing to keep
         return
+    if "airflow.dag_processing.manager" in sys.modules:  # `airflow dag-processor` imported it to run it
+        from iflow_airflow.runtime import dag_processor
+
+        dag_processor.install()
     try:
         from iflow_airflow.runtime import keeper as resource_keeper
 
