@@ -13,6 +13,7 @@ from iflow_airflow import queues
 from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
 from iflow_airflow.models import json_schema
 from iflow_airflow.plan_types import WorkflowPlan
+from iflow_airflow import settings as iflow_settings
 from iflow_airflow.settings import IflowSettings
 
 LOADER_NAME = "iflow_dags.py"
@@ -27,6 +28,13 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def settings_for(path: Path) -> IflowSettings:
+    """The settings of the deployment ``path`` belongs to: its dags folder (see ``find_root``)
+    decides which project ``config/iflow.cfg`` is read, as the deployment itself would."""
+    iflow_settings.use_dags_folder(find_root(path))
+    return IflowSettings.from_config()
+
+
 def _summary(c: Compiled) -> str:
     if c.error is not None:
         n = len(c.error.problems)
@@ -37,21 +45,24 @@ def _summary(c: Compiled) -> str:
             f"{len(p.conflicts)} conflicts")
 
 
+def _compile_path(path: Path) -> list[Compiled]:
+    """A folder: every iflow file in it; a file: that file (checked even without `workflow:`)."""
+    settings = settings_for(path)
+    if path.is_dir():
+        return compile_folder(path, settings)
+    root = find_root(path)
+    c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
+    return [c] if c is not None else []
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    settings = IflowSettings.from_config()
     results: list[Compiled] = []
     for raw in args.paths:
         path = Path(raw)
-        if path.is_dir():
-            results.extend(compile_folder(path, settings))
-        elif path.exists():
-            root = find_root(path)
-            c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
-            if c is not None:
-                results.append(c)
-        else:
+        if not path.exists():
             print(f"FAIL {raw}: no such file or folder", file=sys.stderr)
             return 1
+        results.extend(_compile_path(path))
     check_across_files(results)
     for c in results:
         if c.error is not None:
@@ -110,11 +121,11 @@ def render_plan(plan: WorkflowPlan) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    settings = IflowSettings.from_config()
     path = Path(args.file)
     if not path.is_file():
         print(f"{args.file}: no such file", file=sys.stderr)
         return 1
+    settings = settings_for(path)
     root = find_root(path)
     c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
     assert c is not None
@@ -141,7 +152,7 @@ def cmd_sync_pools(args: argparse.Namespace) -> int:
         from airflow.configuration import conf
 
         folder = Path(conf.get("core", "dags_folder"))
-    desired = desired_pools(compile_folder(folder, IflowSettings.from_config()))
+    desired = desired_pools(compile_folder(folder, settings_for(folder)))
     changes = sync_pools(desired)
     for line in changes:
         print(line)
