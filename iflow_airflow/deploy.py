@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         plugins_folder=Path(args[3]) if len(args) > 3 and args[3] else None,
     )
     for key, value in env.items():
+        if key.startswith("AIRFLOW__IFLOW__") and key in os.environ:
+            continue  # the caller's AIRFLOW__IFLOW__* wins over config/iflow.cfg, as everywhere
         print(f"export {key}={shlex.quote(value)}")
     return 0
 

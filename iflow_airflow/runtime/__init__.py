@@ -1,0 +1,1 @@
+"""What runs inside Airflow's components: pools, listeners, monitoring, the plugin, local runs."""
