@@ -11,7 +11,6 @@ from typing import Sequence
 
 from iflow_airflow import queues
 from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
-from iflow_airflow.models import json_schema
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow import settings as iflow_settings
 from iflow_airflow.settings import IflowSettings
@@ -138,7 +137,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    """The JSON Schema of a workflow file (``--defaults``: of an iflow.defaults.yaml) on stdout;
+    ``--path``: where the installed package keeps it (for a ``$schema=`` line)."""
+    from iflow_airflow.schema import published
+
+    name = "defaults" if args.defaults else "workflow"
+    if args.path:
+        print(published.packaged_path(name))
+    else:
+        sys.stdout.write(published.render(published.build(name)))
     return 0
 
 
@@ -242,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file")
     e.set_defaults(func=cmd_explain)
     s = sub.add_parser("schema", help="print the JSON Schema of the workflow file format")
+    s.add_argument("--defaults", action="store_true", help="the schema of an iflow.defaults.yaml instead")
+    s.add_argument("--path", action="store_true", help="print where the installed package keeps the schema file")
     s.set_defaults(func=cmd_schema)
     p = sub.add_parser("sync-pools", help="create and resize the pools of every workflow in the dags folder")
     p.add_argument("folder", nargs="?", help="dags folder (default: [core] dags_folder)")

@@ -64,3 +64,27 @@ def run_airflow_cli(argv: Sequence[str]) -> None:
 
     sys.argv = ["airflow", *argv]
     main()
+
+
+async def request_user(request: object) -> object:
+    """The Airflow user of an api-server request, as every REST route resolves it; raises
+    ``HTTPException(401)`` without credentials.
+
+    Airflow 3.3.2: ``airflow.api_fastapi.core_api.security.get_user(request, _oauth_token,
+    bearer_credentials)`` is a FastAPI dependency (Bearer header first, then the UI's
+    ``_token`` cookie); ``bearer_scheme`` is the ``HTTPBearer(auto_error=False)`` it depends on.
+    """
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    return await get_user(request, None, await bearer_scheme(request))
+
+
+def login_url(next_url: str) -> str:
+    """The auth manager's login page, coming back to ``next_url`` after login.
+
+    Airflow 3.3.2: ``get_auth_manager().get_url_login(next_url=...)`` (SimpleAuthManager:
+    ``/auth/login?next=...``; the login page only follows a ``next`` on the same host).
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager().get_url_login(next_url=next_url)

@@ -11,6 +11,7 @@ import pytest
 
 from iflow_airflow.cli import main
 from iflow_airflow.models import json_schema
+from iflow_airflow.schema import published
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"
@@ -86,8 +87,12 @@ def test_schema_is_json_schema_of_the_models_and_committed_copy_is_current():
     assert set(schema["properties"]) == {"orchestration", "scheduling", "coordination", "resources", "task_types",
                                          "workflow"}
     assert schema["additionalProperties"] is False
-    committed = json.loads((REPO / "iflow-workflow.schema.json").read_text())
-    assert committed == schema, "run `make schema` to refresh iflow-workflow.schema.json"
+    for name in published.NAMES:
+        shipped = json.loads(published.packaged_path(name).read_text())
+        assert shipped == published.build(name), "run `make schema` to refresh iflow_airflow/schema/*.schema.json"
+    path = subprocess.run([sys.executable, "-m", "iflow_airflow.cli", "schema", "--defaults", "--path"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert json.loads(Path(path).read_text())["title"] == "iflow defaults file (iflow.defaults.yaml)"
 
 
 @pytest.mark.skipif(not SHARED_SEED.exists(), reason="../shared is not beside this checkout")
