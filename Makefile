@@ -29,7 +29,7 @@ schema: setup
 # The wheel to install in an Airflow image or environment (the Dockerfile installs it too).
 dist: setup
 	rm -rf dist
-	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -m pip wheel --no-deps -w dist .
 	@ls dist/*.whl
 
 clean:

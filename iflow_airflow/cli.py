@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from iflow_airflow import queues
+from iflow_airflow.errors import plural
 from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
 from iflow_airflow.plan_types import WorkflowPlan
 from iflow_airflow import settings as iflow_settings
@@ -37,11 +38,11 @@ def settings_for(path: Path) -> IflowSettings:
 def _summary(c: Compiled) -> str:
     if c.error is not None:
         n = len(c.error.problems)
-        return f"FAIL {c.display}: {n} problem{'s' if n != 1 else ''}"
+        return f"FAIL {c.display}: {plural(n, 'problem')}"
     assert c.plan is not None
     p = c.plan
-    return (f"OK   {c.display}: workflow {p.dag_id}, {len(p.tasks)} tasks, {len(p.resources)} resources, "
-            f"{len(p.conflicts)} conflicts")
+    return (f"OK   {c.display}: workflow {p.dag_id}, {plural(len(p.tasks), 'task')}, "
+            f"{plural(len(p.resources), 'resource')}, {plural(len(p.conflicts), 'conflict')}")
 
 
 def _compile_path(path: Path) -> list[Compiled]:
@@ -74,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"  note: {note}")
         print(_summary(c))
     bad = sum(1 for c in results if c.error is not None)
-    print(f"{len(results)} file{'s' if len(results) != 1 else ''} checked, {bad} with problems")
+    print(f"{plural(len(results), 'file')} checked, {bad} with problems")
     return 1 if bad else 0
 
 
@@ -106,7 +107,7 @@ def render_plan(plan: WorkflowPlan) -> str:
     if plan.resources:
         out += ["", "resources:"]
         for r in plan.resources.values():
-            out.append(f"  {r.name} -> pool {r.pool}: {r.slots} slots"
+            out.append(f"  {r.name} -> pool {r.pool}: {plural(r.slots, 'slot')}"
                        f"{f' (auto-scales to {r.max_slots})' if r.max_slots else ''}")
     if s.strategy != "priority_based":
         loads = queues.queue_loads({t.task_id: t.queue for t in plan.tasks}, {t.task_id: t.cost for t in plan.tasks})
@@ -163,7 +164,7 @@ def cmd_sync_pools(args: argparse.Namespace) -> int:
     changes = sync_pools(desired)
     for line in changes:
         print(line)
-    print(f"{len(desired)} iflow pools in {folder}, {len(changes)} changed")
+    print(f"{plural(len(desired), 'iflow pool')} in {folder}, {len(changes)} changed")
     return 0
 
 

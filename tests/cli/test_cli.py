@@ -41,7 +41,7 @@ def test_validate_reports_every_problem_and_fails(tmp_path, capsys):
     assert "bad.yaml:5:7: workflow.tasks[0].priorty: unknown key `priorty` (expected: did you mean `priority`?)" in out
     assert "bad.yaml:6:22: workflow.tasks[0].dependencies[0]: unknown task id 'zz'" in out
     assert "FAIL bad.yaml: 2 problems" in out
-    assert "OK   good.yaml: workflow good, 1 tasks" in out
+    assert "OK   good.yaml: workflow good, 1 task, 0 resources, 0 conflicts" in out
     assert "2 files checked, 1 with problems" in out
 
 
@@ -73,7 +73,8 @@ def test_explain_seed_example(capsys):
 def test_explain_shows_pools_queues_and_loads(capsys):
     assert main(["explain", str(REPO / "dags" / "nightly_data_sync.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "database -> pool iflow_database: 1 slots" in out
+    assert "database -> pool iflow_database: 1 slot" in out
+    assert "build_farm -> pool iflow_build_farm: 2 slots (auto-scales to 4)" in out
     assert "queue loads (sum of cost): " in out
     loads = dict(part.split("=") for part in out.split("queue loads (sum of cost): ")[1].splitlines()[0].split(", "))
     assert sorted(float(v) for v in loads.values()) == [4.0, 4.0]
