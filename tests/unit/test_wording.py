@@ -74,3 +74,23 @@ def test_the_timeline_axis_covers_the_last_bar():
     ends = [float(x) + float(w) for x, w in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" '
                                                           r'height="14"', svg)]
     assert max(ends) <= last_tick <= 910.0
+
+
+def test_the_dag_docs_plan_table_fits_a_narrow_modal():
+    """Four columns whose cells wrap at spaces (Airflow's docs modal does not scroll sideways)."""
+    from pathlib import Path
+
+    from iflow_airflow.build import _plan_rows
+    from iflow_airflow.compiler import compile_file
+    from iflow_airflow.settings import IflowSettings
+
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    plan = compile_file(dags / "release_pipeline.yaml", root=dags,
+                        settings=IflowSettings(allowed_modules=("iflow_airflow.examples",))).plan
+    lines = _plan_rows(plan).splitlines()
+    assert lines[0] == "| task | priority | runs on | action |"
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert all(len(row) == 4 for row in cells)
+    assert cells[2] == ["migrate_database", "critical (5) · weight 5000300",
+                        "pool iflow_database x1 · queue default", "command · 2 retries · timeout 120 s"]
+    assert max(len(word) for row in cells for cell in row[1:] for word in cell.split()) <= 20
