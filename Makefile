@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast schema clean
+.PHONY: setup run test test-fast schema dist clean
 
 $(BIN)/iflow-airflow: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not e2e and not distributed and not browser"
 
 schema: setup
-	$(BIN)/iflow-airflow schema > iflow-workflow.schema.json
+	$(BIN)/python -c 'from iflow_airflow.schema.published import write_all; print(*write_all(), sep="\n")'
+
+# The wheel to install in an Airflow image or environment (the Dockerfile installs it too).
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+	@ls dist/*.whl
 
 clean:
-	rm -rf $(VENV) .airflow .pytest_cache
+	rm -rf $(VENV) .airflow .pytest_cache dist build

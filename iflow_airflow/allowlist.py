@@ -28,12 +28,19 @@ class ModuleNotAllowedError(PermissionError, ValueError):
 
 
 def not_allowed_message(module: str, settings: IflowSettings, what: str) -> str:
-    allowed = ", ".join(settings.allowed_modules) or "(none)"
-    return (
-        f"{what}: module {module!r} is not in the allowed modules ({allowed}); "
-        f"add it (or a parent package) to [iflow] allowed_modules in airflow.cfg "
-        f"or to the environment variable AIRFLOW__IFLOW__ALLOWED_MODULES (comma separated)"
-    )
+    """What is wrong and the one setting that fixes it: which file (or variable) to change, and to what.
+
+    The fix names exactly ``module`` (never a parent package such as ``os``): widening a
+    grant is the deployment's own decision.
+    """
+    from iflow_airflow import settings as iflow_settings
+
+    current = ", ".join(settings.allowed_modules)
+    _, source = iflow_settings.lookup("allowed_modules", load=False)
+    now = f"[iflow] allowed_modules = {current}" if current else "[iflow] allowed_modules is empty"
+    wanted = ",".join((*settings.allowed_modules, module))
+    return (f"{what}: module {module!r} is not in the allowed modules ({now}; from {source}); to allow it, "
+            f"{iflow_settings.how_to_set('allowed_modules', wanted, load=False)}")
 
 
 def require_module_allowed(module: str, settings: IflowSettings, what: str) -> None:

@@ -27,6 +27,11 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 task``, ``2 tasks``, ``0 tasks`` (``many`` for irregular plurals)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
 def format_path(path: Sequence[PathPart]) -> str:
     """``("workflow", "tasks", 3, "id")`` -> ``workflow.tasks[3].id``."""
     out = ""

@@ -1,14 +1,23 @@
-"""Deployment settings of iflow-airflow: the ``[iflow]`` section of airflow.cfg.
+"""Deployment settings of iflow-airflow: the ``[iflow]`` section, read the way Airflow reads options.
 
-Read like any Airflow option: ``AIRFLOW__IFLOW__<KEY>`` in the environment wins,
-then ``[iflow] <key>`` in airflow.cfg, then the default. Airflow's configuration
-is imported lazily so the plan layer stays importable (and fast) without it.
+Order (first found wins): ``AIRFLOW__IFLOW__<KEY>`` in the environment, ``[iflow] <key>``
+in the deployment's airflow.cfg (``AIRFLOW_CONFIG`` or ``$AIRFLOW_HOME/airflow.cfg``), the
+``[iflow]`` section of the project's ``config/iflow.cfg`` (see :func:`project_file`), then
+the default. Airflow's configuration is imported lazily so the plan layer stays
+importable (and fast) without it.
+
+The project file sits in ``config/`` beside the dags folder (docker compose mounts
+``./config`` at ``/opt/airflow/config`` beside ``/opt/airflow/dags``), never inside it:
+whoever may write workflow files cannot grant themselves deployment settings.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 DEFAULTS: dict[str, str] = {
     # Module prefixes whose callables and operator classes YAML files may use.
@@ -44,16 +53,97 @@ DEFAULTS: dict[str, str] = {
     "watch_interval": "1",
 }
 
+#: The project's settings file, relative to the parent of the dags folder.
+PROJECT_FILE = Path("config") / "iflow.cfg"
 
-def get(key: str) -> str:
-    env = os.environ.get(f"AIRFLOW__IFLOW__{key.upper()}")
-    if env is not None:
-        return env
+_dags_folder: Path | None = None  # set by the CLI for the folder it checks
+_project_cache: dict[Path, tuple[float, dict[str, str]]] = {}
+
+
+def use_dags_folder(folder: Path | None) -> None:
+    """Read the project file beside ``folder`` (the CLI calls this for the dags folder it checks).
+
+    ``None`` goes back to Airflow's ``[core] dags_folder``.
+    """
+    global _dags_folder
+    _dags_folder = Path(folder).resolve() if folder is not None else None
+
+
+def _airflow_conf(load: bool = True):
+    """Airflow's ``conf``; with ``load`` false only if Airflow's configuration is imported already."""
+    if not load:
+        module = sys.modules.get("airflow.configuration")
+        return getattr(module, "conf", None)
     try:
         from airflow.configuration import conf
-    except Exception:  # Airflow not importable: plain defaults (CLI on a laptop)
-        return DEFAULTS[key]
-    return conf.get("iflow", key, fallback=DEFAULTS[key])
+    except Exception:  # Airflow not importable: no airflow.cfg (CLI on a laptop)
+        return None
+    return conf
+
+
+def project_file(load: bool = True) -> Path | None:
+    """``config/iflow.cfg`` beside the dags folder: the one the CLI checks, else ``[core] dags_folder``."""
+    folder = _dags_folder
+    if folder is None:
+        conf = _airflow_conf(load)
+        if conf is None:
+            return None
+        folder = Path(conf.get("core", "dags_folder", fallback=".")).resolve()
+    return folder.parent / PROJECT_FILE
+
+
+def _project_values(path: Path | None) -> dict[str, str]:
+    """The ``[iflow]`` options of ``path`` (re-read when its mtime changes; {} when absent)."""
+    if path is None:
+        return {}
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    cached = _project_cache.get(path)
+    if cached is None or cached[0] != mtime:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(path, encoding="utf-8")
+        values = dict(parser["iflow"]) if parser.has_section("iflow") else {}
+        _project_cache[path] = cached = (mtime, values)
+    return cached[1]
+
+
+def lookup(key: str, load: bool = True) -> tuple[str, str]:
+    """(value, where it came from) for ``[iflow] key``, in the order of the module docstring.
+
+    ``load`` false never imports Airflow (error messages of the plan layer, which must stay
+    light): airflow.cfg is then consulted only if Airflow's configuration is loaded already.
+    """
+    env_key = f"AIRFLOW__IFLOW__{key.upper()}"
+    if env_key in os.environ:
+        return os.environ[env_key], f"the environment variable {env_key}"
+    conf = _airflow_conf(load)
+    if conf is not None and conf.has_option("iflow", key):
+        return conf.get("iflow", key), f"[iflow] {key} in {os.environ.get('AIRFLOW_CONFIG') or 'airflow.cfg'}"
+    path = project_file(load)
+    values = _project_values(path)
+    if key in values:
+        return values[key], f"[iflow] {key} in {path}"
+    return DEFAULTS[key], "the default: set in no file or environment variable"
+
+
+def get(key: str) -> str:
+    """The value of ``[iflow] key`` (see :func:`lookup`)."""
+    return lookup(key)[0]
+
+
+def how_to_set(key: str, value: str, load: bool = True) -> str:
+    """How a person sets ``[iflow] key`` to ``value``: in the place that wins now (see :func:`lookup`)."""
+    _, source = lookup(key, load)
+    env_key = f"AIRFLOW__IFLOW__{key.upper()}"
+    if source.startswith("the environment"):
+        return f"set the environment variable {env_key}={value} (it wins over every file)"
+    if source.startswith("[iflow]"):
+        return f"change {source} to `{key} = {value}`"
+    path = project_file(load)
+    where = f" in {path}" if path is not None else " in airflow.cfg"
+    return f"add `{key} = {value}` under [iflow]{where}, or set the environment variable {env_key}={value}"
 
 
 def _split(value: str) -> tuple[str, ...]:

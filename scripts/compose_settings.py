@@ -149,6 +149,26 @@ def compose_settings(
     return out
 
 
+#: The project's ``[iflow]`` settings (see ``iflow_airflow.settings``), shared with compose.
+PROJECT_SETTINGS_FILE = "config/iflow.cfg"
+
+
+def project_settings(path: str | os.PathLike[str] | None = PROJECT_SETTINGS_FILE) -> dict[str, str]:
+    """The ``[iflow]`` options of the project file as ``AIRFLOW__IFLOW__*`` variables.
+
+    Compose reads the file itself (``./config`` is mounted beside the dags folder); a
+    native deployment with a dags folder elsewhere (the tests' temporary ones) gets the
+    same values from here, so one file configures ``make run``, the CLI, compose and tests.
+    """
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(_resolve(path), encoding="utf-8")
+    if not parser.has_section("iflow"):
+        return {}
+    return {f"AIRFLOW__IFLOW__{k.upper()}": v for k, v in parser["iflow"].items()}
+
+
 def standalone_env(
     airflow_home: Path,
     dags_folder: Path,
@@ -159,11 +179,13 @@ def standalone_env(
 ) -> dict[str, str]:
     """Environment for a native single-machine Airflow (``airflow standalone`` or one
     process per component): the compose settings that are not deployment-specific,
+    the project's ``config/iflow.cfg`` (:func:`project_settings`),
     plus SQLite in ``airflow_home``, LocalExecutor and the api-server on
     ``127.0.0.1:port`` (which the task processes also use as execution API).
     """
     home = Path(airflow_home).resolve()
     env = {k: v for k, v in compose_settings(compose_file).items() if not is_deployment_specific(k)}
+    env.update(project_settings())
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -245,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         plugins_folder=Path(args[3]) if len(args) > 3 and args[3] else None,
     )
     for key, value in env.items():
+        if key.startswith("AIRFLOW__IFLOW__") and key in os.environ:
+            continue  # the caller's AIRFLOW__IFLOW__* wins over config/iflow.cfg, as everywhere
         print(f"export {key}={shlex.quote(value)}")
     return 0
 

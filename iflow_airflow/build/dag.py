@@ -17,6 +17,7 @@ from iflow_airflow.plan.ir import (
     WaitAction, WorkflowPlan,
 )
 from iflow_airflow.build import registry
+from iflow_airflow.errors import plural
 from iflow_airflow.settings import IflowSettings
 
 IFLOW_TAG = "iflow"
@@ -38,22 +39,32 @@ def _fence(text: str) -> str:
     return "`" * max(3, longest + 1)
 
 
+def _plan_rows(plan: WorkflowPlan) -> str:
+    """The plan as a four-column markdown table whose cells wrap (``·`` between facts).
+
+    Airflow's DAG docs modal is narrow and does not scroll sideways: eight columns of
+    unbreakable values were cut off, so each cell holds a few short facts instead.
+    """
+    head = "| task | priority | runs on | action |\n|---|---|---|---|"
+    rows = []
+    for t in plan.tasks:
+        pool = f"pool {t.pool} x{t.pool_slots}" if t.pool else "no pool"
+        timeout = f"timeout {int(t.timeout)} s" if t.timeout else "no timeout"
+        rows.append(f"| {t.task_id} | {t.level_name} ({t.level}) · weight {t.priority_weight} | "
+                    f"{pool} · queue {t.queue or 'default'} | {t.action.kind} · "
+                    f"{plural(t.retries, 'retry', 'retries')} · {timeout} |")
+    return "\n".join([head, *rows])
+
+
 def doc_md(plan: WorkflowPlan) -> str:
     """The DAG's docs in the UI: what the plan decided, then the YAML source as written."""
-    rows = "\n".join(
-        f"| {t.task_id} | {t.level_name} ({t.level}) | {t.priority_weight} | {t.pool or '-'}"
-        f"{f' x{t.pool_slots}' if t.pool else ''} | {t.queue or '-'} | {t.retries} | "
-        f"{int(t.timeout) if t.timeout else '-'} | {t.action.kind} |"
-        for t in plan.tasks
-    )
     conflicts = "\n".join(f"- `{c.resource}`: {c.first} before {c.second} ({c.reason})" for c in plan.conflicts)
     fence = _fence(plan.source_text)
     parts = [
         plan.description or "",
         f"**iflow workflow** from `{plan.source_path}` - strategy `{plan.settings.strategy}`, "
         f"mode `{plan.settings.mode}`, sync `{plan.settings.sync_mode}`.",
-        "| task | priority | weight | pool | queue | retries | timeout s | action |\n|---|---|---|---|---|---|---|---|\n"
-        + rows,
+        _plan_rows(plan),
     ]
     if conflicts:
         parts.append("**Resource conflicts** (resolved by priority):\n" + conflicts)

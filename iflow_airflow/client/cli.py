@@ -17,6 +17,8 @@ from iflow_airflow.compiler import (
     Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
 )
 from iflow_airflow.build.folder import budget_check
+from iflow_airflow.errors import plural
+from iflow_airflow import settings as iflow_settings
 from iflow_airflow.settings import IflowSettings
 
 LOADER_NAME = "iflow_dags.py"
@@ -31,14 +33,21 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def settings_for(path: Path) -> IflowSettings:
+    """The settings of the deployment ``path`` belongs to: its dags folder (see ``find_root``)
+    decides which project ``config/iflow.cfg`` is read, as the deployment itself would."""
+    iflow_settings.use_dags_folder(find_root(path))
+    return IflowSettings.from_config()
+
+
 def _summary(c: Compiled) -> str:
     if c.error is not None:
         n = len(c.error.problems)
-        return f"FAIL {c.display}: {n} problem{'s' if n != 1 else ''}"
+        return f"FAIL {c.display}: {plural(n, 'problem')}"
     assert c.plan is not None
     p = c.plan
-    return (f"OK   {c.display}: workflow {p.dag_id}, {len(p.tasks)} tasks, {len(p.resources)} resources, "
-            f"{len(p.conflicts)} conflicts")
+    return (f"OK   {c.display}: workflow {p.dag_id}, {plural(len(p.tasks), 'task')}, "
+            f"{plural(len(p.resources), 'resource')}, {plural(len(p.conflicts), 'conflict')}")
 
 
 def _files(path: Path, settings: IflowSettings) -> list[tuple[Path, Path, DefaultsChain, bool]]:
@@ -51,8 +60,10 @@ def _files(path: Path, settings: IflowSettings) -> list[tuple[Path, Path, Defaul
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Every problem of every file; each file compiled (and, if large, built) under the loader's budget (D10)."""
-    settings = IflowSettings.from_config()
+    """Every problem of every file; each file compiled (and, if large, built) under the loader's budget (D10).
+
+    Settings are those of the deployment each path belongs to (``settings_for``).
+    """
     results: list[Compiled] = []
     warnings: dict[int, list[str]] = {}
     for raw in args.paths:
@@ -60,6 +71,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"FAIL {raw}: no such file or folder", file=sys.stderr)
             return 1
+        settings = settings_for(path)
         for file, root, chain, explicit in _files(path, settings):
             c, near = budget_check(file, root, settings, chain, explicit)
             if c is not None:
@@ -79,7 +91,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(f"  note: {note}")
         print(_summary(c))
     bad = sum(1 for c in results if c.error is not None)
-    print(f"{len(results)} file{'s' if len(results) != 1 else ''} checked, {bad} with problems")
+    print(f"{plural(len(results), 'file')} checked, {bad} with problems")
     return 1 if bad else 0
 
 
@@ -111,7 +123,7 @@ def render_plan(plan: WorkflowPlan) -> str:
     if plan.resources:
         out += ["", "resources:"]
         for r in plan.resources.values():
-            out.append(f"  {r.name} -> pool {r.pool}: {r.slots} slots"
+            out.append(f"  {r.name} -> pool {r.pool}: {plural(r.slots, 'slot')}"
                        f"{f' (auto-scales to {r.max_slots})' if r.max_slots else ''}")
     if s.strategy != "priority_based":
         loads = queues.queue_loads({t.task_id: t.queue for t in plan.tasks}, {t.task_id: t.cost for t in plan.tasks})
@@ -125,11 +137,11 @@ def render_plan(plan: WorkflowPlan) -> str:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    settings = IflowSettings.from_config()
     path = Path(args.file)
     if not path.is_file():
         print(f"{args.file}: no such file", file=sys.stderr)
         return 1
+    settings = settings_for(path)
     root = find_root(path)
     c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
     assert c is not None
@@ -142,7 +154,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    """The JSON Schema of a workflow file (``--defaults``: of an iflow.defaults.yaml) on stdout;
+    ``--path``: where the installed package keeps it (for a ``$schema=`` line)."""
+    from iflow_airflow.schema import published
+
+    name = "defaults" if args.defaults else "workflow"
+    if args.path:
+        print(published.packaged_path(name))
+    else:
+        sys.stdout.write(published.render(published.build(name)))
     return 0
 
 
@@ -156,11 +176,11 @@ def cmd_sync_pools(args: argparse.Namespace) -> int:
         from airflow.configuration import conf
 
         folder = Path(conf.get("core", "dags_folder"))
-    desired = desired_pools(compile_folder(folder, IflowSettings.from_config()))
+    desired = desired_pools(compile_folder(folder, settings_for(folder)))
     changes = sync_pools(desired)
     for line in changes:
         print(line)
-    print(f"{len(desired)} iflow pools in {folder}, {len(changes)} changed")
+    print(f"{plural(len(desired), 'iflow pool')} in {folder}, {len(changes)} changed")
     return 0
 
 
@@ -246,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file")
     e.set_defaults(func=cmd_explain)
     s = sub.add_parser("schema", help="print the JSON Schema of the workflow file format")
+    s.add_argument("--defaults", action="store_true", help="the schema of an iflow.defaults.yaml instead")
+    s.add_argument("--path", action="store_true", help="print where the installed package keeps the schema file")
     s.set_defaults(func=cmd_schema)
     p = sub.add_parser("sync-pools", help="create and resize the pools of every workflow in the dags folder")
     p.add_argument("folder", nargs="?", help="dags folder (default: [core] dags_folder)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections import deque
 from datetime import date, datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pendulum
 
@@ -111,6 +111,18 @@ def _merged_fields(task: Task, template: TaskFields | None) -> dict[str, Any]:
     if env:
         merged["env"] = env
     return merged
+
+
+def _unknown_type_notes(tasks: Sequence[Task], task_types: Mapping[str, Any]) -> list[str]:
+    """One note per ``type`` that names no ``task_types`` entry (a label is legal, but often a typo
+    or a missing defaults file: the task then gets nothing from a template)."""
+    unknown: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.type and task.type not in task_types:
+            unknown.setdefault(task.type, []).append(task.id)
+    known = ", ".join(sorted(task_types)) or "none declared"
+    return [f"type {name!r} matches no task_types entry (known: {known}), so {', '.join(ids)} "
+            f"{'gets' if len(ids) == 1 else 'get'} no template" for name, ids in unknown.items()]
 
 
 def _level(value: Any, levels: int) -> tuple[int, str] | str:
@@ -445,6 +457,7 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
     checkpoints = [t.task_id for t in planned if isinstance(t.action, CheckpointAction)]
     if checkpoints:
         notes.append("checkpoint (no action: logs and succeeds): " + ", ".join(checkpoints))
+    notes.extend(_unknown_type_notes(flow.tasks, wf.task_types))
 
     return WorkflowPlan(
         dag_id=flow.name, description=flow.description, source_path=file, source_text=source_text,

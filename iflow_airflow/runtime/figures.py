@@ -26,7 +26,10 @@ Per workflow, over the runs given (the page passes the last N runs):
   resource (plus at most one scheduler loop). Worker wait is in the latency above.
 * ``retries`` - sum over task instances of ``try_number - 1`` (tries beyond the first).
 * ``throughput`` - finished (success or failed) task instances per minute between
-  the first start and the last end among them.
+  the first start and the last end among them, given only when that span is at least
+  :data:`THROUGHPUT_MIN_SPAN` (a minute): one 0.3 s task is not "200 tasks/min".
+  ``finished_tasks`` and ``finished_span`` (seconds) are always given, so a short
+  span reads "2 tasks in 0.6 s".
 * ``total_time`` - ``last`` finished run's ``end_date - start_date`` and the ``mean``
   over the finished runs.
 * ``concurrency`` - the most task instances running at the same moment (intervals
@@ -95,6 +98,10 @@ class PoolRow:
 
 
 # --- small pieces ---------------------------------------------------------------
+
+
+#: Shortest span (seconds) of finished task instances over which a per-minute rate is given.
+THROUGHPUT_MIN_SPAN = 60.0
 
 
 def _r(x: float | None) -> float | None:
@@ -209,10 +216,10 @@ def workflow_figures(name: str, runs: Sequence[RunRow], tis: Sequence[TaskRow], 
     resource_wait = [seconds(t.scheduled_dttm, t.queued_dttm) for t in tis
                      if t.pool and t.pool != DEFAULT_POOL]
     done_tis = [t for t in tis if t.state in FINISHED_TASK_STATES and t.start_date and t.end_date]
-    throughput = None
+    throughput, span = None, None
     if done_tis:
         span = (max(t.end_date for t in done_tis) - min(t.start_date for t in done_tis)).total_seconds()  # type: ignore
-        throughput = _r(len(done_tis) / (span / 60.0)) if span > 0 else None
+        throughput = _r(len(done_tis) / (span / 60.0)) if span >= THROUGHPUT_MIN_SPAN else None
     return {
         "name": name,
         "runs": {"total": len(runs), "by_state": dict(sorted(runs_by_state.items()))},
@@ -225,6 +232,8 @@ def workflow_figures(name: str, runs: Sequence[RunRow], tis: Sequence[TaskRow], 
         "resource_wait": distribution(resource_wait),
         "retries": sum(max(0, (t.try_number or 0) - 1) for t in tis),
         "throughput_per_min": throughput,
+        "finished_tasks": len(done_tis),
+        "finished_span": _r(span),
         "total_time": {"last": _r(last_duration),
                        "mean": _r(sum(durations) / len(durations)) if durations else None},
         "concurrency": max_concurrency(((t.start_date, t.end_date) for t in tis if t.state != "removed"), now),

@@ -22,6 +22,7 @@ from typing import Iterable
 
 from iflow_airflow.compiler import Compiled, compile_folder
 from iflow_airflow.plan.cache import PlanCache
+from iflow_airflow.errors import plural
 from iflow_airflow.settings import IflowSettings
 
 log = logging.getLogger(__name__)
@@ -123,14 +124,14 @@ def sync_pools(desired: dict[str, DesiredPool], session=None, *, floor: dict[str
             pool = existing.get(name)
             if pool is None:
                 s.add(Pool(pool=name, slots=slots, description=want.pool_description, include_deferred=False))
-                changes.append(f"created pool {name} with {slots} slots")
+                changes.append(f"created pool {name} with {plural(slots, 'slot')}")
             elif not (pool.description or "").startswith(MANAGED_MARK):
                 if pool.slots != slots:
                     log.warning("pool %s was made by a person (%s slots); iflow wants %s and leaves it alone",
                                 name, pool.slots, slots)
             elif pool.slots != slots or pool.description != want.pool_description:
                 if pool.slots != slots:
-                    changes.append(f"resized pool {name} from {pool.slots} to {slots} slots")
+                    changes.append(f"resized pool {name} from {pool.slots} to {plural(slots, 'slot')}")
                 pool.slots = slots
                 pool.description = want.pool_description
 

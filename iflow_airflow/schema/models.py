@@ -319,5 +319,7 @@ class WorkflowFile(_Block):
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the file format, for editors (yaml-language-server) and docs."""
     schema = WorkflowFile.model_json_schema()
-    schema["$id"] = "https://iflow-airflow.dev/schema/workflow.json"
+    # An identifier, not an address: the schema is shipped in the package and served by the
+    # api-server at /iflow/schema/workflow.json (see iflow_airflow/schema/published.py).
+    schema["$id"] = "urn:iflow-airflow:schema:workflow"
     return schema

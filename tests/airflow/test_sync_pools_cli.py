@@ -27,7 +27,7 @@ def test_sync_pools_creates_resizes_and_leaves_people_alone(airflow_env, tmp_pat
                            ).returncode == 0
     first = airflow_env.run([*CLI, str(folder)])
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "created pool iflow_db with 1 slots" in first.stdout and "2 iflow pools" in first.stdout
+    assert "created pool iflow_db with 1 slot" in first.stdout and "2 iflow pools" in first.stdout
     pools = _pools(airflow_env)
     assert pools["iflow_db"] == (1, "[iflow-airflow] resource db: shared resource")
     assert pools["iflow_gpu"] == (2, "[iflow-airflow] resource gpu: cards")

@@ -11,6 +11,7 @@ import pytest
 
 from iflow_airflow.client.cli import main
 from iflow_airflow.schema.models import json_schema
+from iflow_airflow.schema import published
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"
@@ -40,7 +41,7 @@ def test_validate_reports_every_problem_and_fails(tmp_path, capsys):
     assert "bad.yaml:5:7: workflow.tasks[0].priorty: unknown key `priorty` (expected: did you mean `priority`?)" in out
     assert "bad.yaml:6:22: workflow.tasks[0].dependencies[0]: unknown task id 'zz'" in out
     assert "FAIL bad.yaml: 2 problems" in out
-    assert "OK   good.yaml: workflow good, 1 tasks" in out
+    assert "OK   good.yaml: workflow good, 1 task, 0 resources, 0 conflicts" in out
     assert "2 files checked, 1 with problems" in out
 
 
@@ -72,7 +73,8 @@ def test_explain_seed_example(capsys):
 def test_explain_shows_pools_queues_and_loads(capsys):
     assert main(["explain", str(REPO / "dags" / "nightly_data_sync.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "database -> pool iflow_database: 1 slots" in out
+    assert "database -> pool iflow_database: 1 slot" in out
+    assert "build_farm -> pool iflow_build_farm: 2 slots (auto-scales to 4)" in out
     assert "queue loads (sum of cost): " in out
     loads = dict(part.split("=") for part in out.split("queue loads (sum of cost): ")[1].splitlines()[0].split(", "))
     assert sorted(float(v) for v in loads.values()) == [4.0, 4.0]
@@ -86,8 +88,12 @@ def test_schema_is_json_schema_of_the_models_and_committed_copy_is_current():
     assert set(schema["properties"]) == {"orchestration", "scheduling", "coordination", "resources", "task_types",
                                          "workflow"}
     assert schema["additionalProperties"] is False
-    committed = json.loads((REPO / "iflow-workflow.schema.json").read_text())
-    assert committed == schema, "run `make schema` to refresh iflow-workflow.schema.json"
+    for name in published.NAMES:
+        shipped = json.loads(published.packaged_path(name).read_text())
+        assert shipped == published.build(name), "run `make schema` to refresh iflow_airflow/schema/*.schema.json"
+    path = subprocess.run([sys.executable, "-m", "iflow_airflow.client.cli", "schema", "--defaults", "--path"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert json.loads(Path(path).read_text())["title"] == "iflow defaults file (iflow.defaults.yaml)"
 
 
 @pytest.mark.skipif(not SHARED_SEED.exists(), reason="../shared is not beside this checkout")

@@ -70,7 +70,6 @@ def test_components_run_with_the_compose_settings(cluster: CeleryCluster) -> Non
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "30",
-        "AIRFLOW__IFLOW__ALLOWED_MODULES": "iflow_airflow.examples",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -87,6 +86,8 @@ def test_components_run_with_the_compose_settings(cluster: CeleryCluster) -> Non
     for name in components:
         env = cluster.component_environ(name)
         assert {k: env.get(k) for k in kept} == kept, name
+        # config/iflow.cfg, the project's [iflow] settings (compose mounts it beside the dags)
+        assert env["AIRFLOW__IFLOW__ALLOWED_MODULES"] == "iflow_airflow.examples", name
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://{db}", name
         assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://127.0.0.1:6379/{cluster.redis_db}", name

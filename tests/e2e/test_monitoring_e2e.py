@@ -106,6 +106,16 @@ def test_every_iflow_endpoint_needs_airflow_authentication(deployment):
         # the UI's cookie works the same way (that is how the framed page is authenticated)
         anon.cookies.set("_token", token)
         assert anon.get("/iflow/api/workflows").status_code == 200
+    with httpx.Client(base_url=af.base_url, timeout=30) as browser_like:
+        html = {"Accept": "text/html,application/xhtml+xml"}
+        r = browser_like.get("/iflow/", headers=html)  # a browser without a session: to the login page
+        assert r.status_code == 303 and r.headers["location"].startswith("/auth/login?next="), r.headers
+        assert r.headers["location"].endswith("%2Fiflow%2F")
+        assert browser_like.get("/iflow/api/workflows", headers=html).status_code == 401  # the API stays JSON
+        for name in ("workflow", "defaults"):  # the schemas need no login (editors fetch them)
+            schema = browser_like.get(f"/iflow/schema/{name}.json")
+            assert schema.status_code == 200 and schema.json()["$id"] == f"urn:iflow-airflow:schema:{name}"
+        assert browser_like.get("/iflow/schema/nope.json").status_code == 404
     plugins = af.client.get("/api/v2/plugins")["plugins"]
     iflow = next(p for p in plugins if p["name"] == "iflow")
     assert iflow["fastapi_apps"][0]["url_prefix"] == "/iflow"
@@ -243,12 +253,12 @@ def test_browser_logs_in_and_sees_the_iflow_page(deployment, example_run):
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(f"{af.base_url}/iflow/")
-        assert "Not authenticated" in driver.page_source  # no session yet
-        driver.get(f"{af.base_url}/auth/login")
+        wait.until(lambda d: "/auth/login" in d.current_url)  # no session yet: the login page
         wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
         driver.find_element(By.NAME, "password").send_keys(password)
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: d.get_cookie("_token") is not None)
+        wait.until(lambda d: d.current_url.rstrip("/").endswith("/iflow"))  # and back to the page
 
         # the nav entry: the Airflow UI frames the page at /plugin/iflow
         driver.get(f"{af.base_url}/plugin/iflow")

@@ -120,7 +120,7 @@ def test_modules_outside_allowed_modules_are_never_imported(front):
     assert set(got) == {("scheduling.strategy", "extension"), ("workflow.monitors[0]", "extension")}
     assert got[("workflow.monitors[0]", "extension")].startswith(
         "monitor 'test_private_monitor' (iflow_test_ext_private:Recorder): module 'iflow_test_ext_private' is "
-        "not in the allowed modules (iflow_airflow.examples)")
+        "not in the allowed modules ([iflow] allowed_modules = iflow_airflow.examples;")
     assert "iflow_test_ext_private" not in sys.modules
 
 

@@ -7,6 +7,8 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from iflow_airflow.errors import plural
+
 STATE_COLORS = {
     "success": "#2e9e44",
     "failed": "#d9363e",
@@ -74,14 +76,15 @@ def timeline_svg(name: str, tl: dict[str, Any] | None, width: int = 920) -> str:
     label_w, row_h, top, pad = 190, 20, 24, 10
     plot_w = width - label_w - pad
     span = max(tl.get("span") or 0.0, 1e-3)
-    scale = plot_w / span
+    step = _nice_step(span)
+    axis_end = math.ceil(span / step - 1e-9) * step  # the last tick is at or after every bar's end
+    scale = plot_w / axis_end
     height = top + row_h * len(bars) + 8
     out = [f'<svg class="iflow-timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" data-workflow="{e(name)}" data-run-id="{e(tl["run_id"])}" '
            f'data-run-state="{e(tl.get("state"))}" aria-label="timeline of run {e(tl["run_id"])}">']
-    step = _nice_step(span)
     t = 0.0
-    while t <= span + 1e-9:
+    while t <= axis_end + 1e-9:
         x = label_w + t * scale
         out.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}" class="grid"/>'
                    f'<text x="{x:.1f}" y="{top - 8}" class="tick" text-anchor="middle">{e(fmt_tick(t, step))}</text>')
@@ -129,18 +132,31 @@ def _dist(d: dict[str, Any]) -> str:
     return f'p50 {fmt_s(d["p50"])} · p95 {fmt_s(d["p95"])} <span class="muted">(n={d["count"]})</span>'
 
 
+def _throughput(w: dict[str, Any]) -> str:
+    """Tasks per minute over a span of a minute or more; below that, what happened ("2 tasks in 0.61 s")."""
+    if w.get("throughput_per_min") is not None:
+        return f'{w["throughput_per_min"]:.1f} tasks/min'
+    if w.get("finished_tasks"):
+        return f'{plural(w["finished_tasks"], "task")} in {fmt_s(w.get("finished_span") or 0.0)}'
+    return "–"
+
+
+def _planned(n: int | None) -> str:
+    return f"{plural(n, 'task')} · " if n else ""
+
+
 def workflow_card(w: dict[str, Any]) -> str:
     name = w["name"]
     runs = w["runs"]
-    by_state = ", ".join(f"{n} {s}" for s, n in runs["by_state"].items()) or "none"
+    by_state = ", ".join(f"{n} {s}" for s, n in runs["by_state"].items())
     rows = [
-        ("Runs", f"{runs['total']} ({by_state})"),
+        ("Runs", f"{runs['total']} ({by_state})" if by_state else str(runs["total"])),
         ("Completion rate", fmt_pct(w["completion_rate"])),
         ("Scheduling latency (queued → start)", _dist(w["scheduling_latency"])),
         ("Sync delay (upstream end → start)", _dist(w["sync_delay"])),
         ("Resource wait (scheduled → queued)", _dist(w["resource_wait"])),
         ("Retries", str(w["retries"])),
-        ("Throughput", "–" if w["throughput_per_min"] is None else f'{w["throughput_per_min"]:.2f} tasks/min'),
+        ("Throughput", _throughput(w)),
         ("Total time (last · mean run)", f'{fmt_s(w["total_time"]["last"])} · {fmt_s(w["total_time"]["mean"])}'),
         ("Concurrency (max running at once)", str(w["concurrency"])),
     ]
@@ -162,7 +178,7 @@ def workflow_card(w: dict[str, Any]) -> str:
         f'<section class="workflow" id="wf-{e(name)}" data-workflow="{e(name)}">'
         f'<h2><a href="../dags/{quote(name)}" target="_top">{e(name)}</a>{flags}</h2>'
         f'<p class="desc">{e(w.get("description") or "")}</p>'
-        f'<p class="muted">{w.get("planned_tasks") or "?"} tasks · resources: {res}</p>'
+        f'<p class="muted">{_planned(w.get("planned_tasks"))}resources: {res}</p>'
         f'<div class="cols"><div class="runs">{progress}</div>'
         f'<table class="figures">{table}</table></div>'
         f'<h3 class="tl-title">{tl_title}</h3>'

@@ -7,12 +7,16 @@
 ``GET /iflow/api/workflows/{name}``    one workflow, its recent runs (404 if unknown)
 ``GET /iflow/timeline/{name}.svg``     the timeline of a run (``?run_id=``)
 ``GET /iflow/static/{file}``           the stylesheet and the script
+``GET /iflow/schema/{name}.json``      the JSON Schema of ``workflow`` / ``defaults`` files
 =====================================  =============================================
 
-Every route depends on Airflow's ``get_user``: a valid JWT as ``Authorization:
-Bearer`` (API clients) or the UI's ``_token`` cookie (the page, framed by the
-Airflow UI) - 401 without. Workflows are limited to the DAGs the user may read
-(the auth manager's ``get_authorized_dag_ids``).
+Every route but the schemas depends on Airflow's ``get_user``: a valid JWT as
+``Authorization: Bearer`` (API clients) or the UI's ``_token`` cookie (the page, framed
+by the Airflow UI) - 401 without. The page itself, opened by a browser that is not logged
+in (it asks for ``text/html``), redirects to Airflow's login page, which comes back to it.
+The schemas need no login: editors fetch them, and they describe the file format only.
+Workflows are limited to the DAGs the user may read (the auth manager's
+``get_authorized_dag_ids``).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import get_user
 
+from iflow_airflow.runtime import summary
+from iflow_airflow import version_compat
 from iflow_airflow.runtime import summary
 from iflow_airflow.gc_pause import collector_paused
 from iflow_airflow.runtime.plugin import render
@@ -52,13 +58,35 @@ def _readable_dag_ids(user: Any, session: Any) -> set[str]:
         return set()
 
 
+class LoginRequired(Exception):
+    """A browser without a session asked for the page: send it to the login page."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
+
+
+async def page_user(request: Request) -> Any:
+    """The user, as ``get_user``; a browser (``Accept: text/html``) without a session is sent to log in."""
+    try:
+        return await version_compat.request_user(request)
+    except HTTPException as exc:
+        if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+            raise LoginRequired(version_compat.login_url(str(request.url))) from exc
+        raise
+
+
 User = Annotated[Any, Depends(get_user)]
+PageUser = Annotated[Any, Depends(page_user)]
 Runs = Annotated[int, Query(ge=1, le=200)]
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="iflow", docs_url=None, redoc_url=None, openapi_url=None,
-                  dependencies=[Depends(get_user)])
+    app = FastAPI(title="iflow", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(exc.url, status_code=303, headers=NO_STORE)
 
     def _summary(user: Any, session: Any, runs: int) -> dict[str, Any]:
         with collector_paused():  # thousands of task rows: no collector passes over the server's heap
@@ -74,7 +102,7 @@ def create_app() -> FastAPI:
         return detail
 
     @app.get("/", response_class=HTMLResponse)
-    def page(user: User, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
+    def page(user: PageUser, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
         return HTMLResponse(render.page(_summary(user, session, runs)), headers=NO_STORE)
 
     @app.get("/fragment", response_class=HTMLResponse)
@@ -101,5 +129,13 @@ def create_app() -> FastAPI:
         if filename not in STATIC_FILES:
             raise HTTPException(404, "no such file")
         return FileResponse(STATIC / filename, media_type=STATIC_FILES[filename])
+
+    @app.get("/schema/{name}.json")
+    def schema(name: str) -> Response:
+        from iflow_airflow.schema import published
+
+        if name not in published.NAMES:
+            raise HTTPException(404, f"no schema {name!r}; known: {', '.join(published.NAMES)}")
+        return Response(published.packaged_text(name), media_type="application/schema+json")
 
     return app

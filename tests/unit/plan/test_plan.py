@@ -43,10 +43,25 @@ def test_seed_example_plans_as_it_is(front):
         "integrate_systems": (4, "high", 2), "test_system": (4, "high", 1)}
     assert all((t.retries, t.timeout, t.retry_delay, t.exponential_backoff) == (3, 300.0, 30.0, True)
                for t in plan.tasks)
-    assert all(isinstance(t.action, CheckpointAction) for t in plan.tasks)
+    # dags/iflow.defaults.yaml gives each of its task types an agent prompt (the file itself is unchanged)
+    assert all(isinstance(t.action, PromptAction) for t in plan.tasks)
+    prompts = {t.task_id: t.action.prompt for t in plan.tasks}
+    assert prompts["implement_frontend"] == prompts["implement_backend"] and "$IFLOW_TASK_ID" in prompts["implement_backend"]
+    assert len(set(prompts.values())) == 5 and not plan.notes
     assert plan.max_active_tasks == 10 and plan.enabled is True
     assert plan.settings.sync_mode == "event_driven" and plan.settings.strategy == "priority_based"
     assert [t.line for t in plan.tasks] == [22, 26, 30, 34, 38, 42]
+
+
+def test_seed_example_alone_is_checkpoints_and_validate_says_its_types_match_nothing(front, tmp_path):
+    (tmp_path / EXAMPLE.name).write_bytes(EXAMPLE.read_bytes())
+    plan = compile_file(tmp_path / EXAMPLE.name, settings=front.SETTINGS).plan
+    assert all(isinstance(t.action, CheckpointAction) for t in plan.tasks)
+    typed = [n for n in plan.notes if n.startswith("type ")]
+    assert typed[0] == ("type 'analysis' matches no task_types entry (known: none declared), "
+                        "so analyze_requirements gets no template")
+    assert typed[2].endswith("so implement_frontend, implement_backend get no template")
+    assert len(typed) == 5
 
 
 # --- ids and dependencies --------------------------------------------------------------------
@@ -337,7 +352,7 @@ def test_callable_from_a_module_not_allowed_is_an_error_and_never_imported(front
     err = front.error(ids_yaml(f"{{id: a, callable: '{name}:run'}}"))
     (p,) = err.problems
     assert (p.key_path, p.line, p.column, p.code) == ("workflow.tasks[0].callable", 4, 15, "callable")
-    assert f"module {name!r} is not in the allowed modules (iflow_airflow.examples)" in p.message
+    assert f"module {name!r} is not in the allowed modules ([iflow] allowed_modules = iflow_airflow.examples;" in p.message
     assert not marker.exists()
     assert name not in sys.modules
 
@@ -365,7 +380,7 @@ def test_callable_needs_module_colon_function(front):
 def test_no_allowed_modules_allows_nothing(front):
     (p,) = front.error(ids_yaml("{id: a, callable: 'iflow_airflow.examples.callables:add'}"),
                        settings=IflowSettings()).problems
-    assert p.code == "callable" and "is not in the allowed modules ((none))" in p.message
+    assert p.code == "callable" and "is not in the allowed modules ([iflow] allowed_modules is empty;" in p.message
 
 
 def test_attribute_path_cannot_leave_the_allowed_module(front):
