@@ -18,21 +18,33 @@
 a file (problems raise :class:`~iflow_airflow.errors.WorkflowFileError`, with key
 paths; lines refer to the YAML the engine writes, ``WorkflowFileError.source``).
 
-Two ways to run:
+Three modes:
 
-* **In-process** (default): a private Airflow under a temporary folder (home,
-  dags folder with the iflow loader and the definition written out as YAML,
-  SQLite migrated once per engine), and ``dag.test()`` in a subprocess (Airflow
-  reads its configuration when imported, so it never runs in the caller's
-  process). Tasks run one after another in that subprocess; pools and queues
-  are ignored as in every ``dag.test()``. Use the engine as a context manager
-  (or call :meth:`WorkflowEngine.close`) to remove the folder; it is removed at
-  interpreter exit otherwise.
+* **Embedded** (default): a private Airflow (scheduler with LocalExecutor,
+  dag-processor, triggerer, api-server on 127.0.0.1 and a free port; SQLite in a
+  temporary home or ``database_url``), started on the first call and kept warm
+  (:mod:`iflow_airflow.client.embedded`). Pools, priorities, concurrency caps,
+  retries, timeouts, deferrable waits and events behave as in a deployment,
+  because it is one; concurrent calls (``asyncio.gather``) share it. Use the
+  engine as a context manager (or call :meth:`WorkflowEngine.close`): that
+  stops every process and removes the folder; interpreter exit does the same,
+  and the Airflow's supervisor ends it by itself if the caller is killed.
+* **Test** (``mode="test"``): a private Airflow home with the definition, and
+  ``dag.test()`` in a subprocess (Airflow reads its configuration when imported,
+  so it never runs in the caller's process). Tasks run one after another;
+  pools, priorities and ``max_concurrent_tasks`` are ignored as in every
+  ``dag.test()``. No server processes; good for a quick check of one workflow.
 * **Remote**: ``WorkflowEngine(url=..., username=..., password=...)`` triggers the
   workflow of that name deployed on a running Airflow (REST API v2, see
   :mod:`iflow_airflow.client`) and waits for the run; a name that is not deployed
   raises :class:`~iflow_airflow.client.WorkflowNotDeployedError`. The deployed
   file is what runs; a ``definition`` given as well is only validated.
+
+A failed run's ``WorkflowResult.error`` is the first failed task's error
+(``TaskResult.error``, with ``TaskResult.log_tail``; embedded mode); a definition
+with problems raises :class:`~iflow_airflow.errors.WorkflowFileError` before
+anything starts; an embedded Airflow that cannot start raises
+:class:`~iflow_airflow.client.embedded.EngineStartError` with the reason.
 """
 
 from __future__ import annotations
@@ -83,7 +95,7 @@ LOG_TAIL = 20_000
 
 
 class EngineError(RuntimeError):
-    """The in-process Airflow could not be set up or did not run the workflow (message has the log tail)."""
+    """The private Airflow could not be set up or did not run the workflow (message has the log tail)."""
 
 
 @dataclass(frozen=True)
@@ -384,11 +396,11 @@ class WorkflowEngine:
                     upstream.setdefault(down, []).append(task["task_id"])
         return _result(name, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, "remote")
 
-    # --- in-process -------------------------------------------------------------------------
+    # --- private Airflow (embedded and test mode) ------------------------------------------
 
     @property
     def home(self) -> Path | None:
-        """The in-process Airflow's home (None until the first in-process run)."""
+        """The private Airflow's home (None until the first embedded or test run)."""
         return self._home
 
     def _airflow_env(self) -> dict[str, str]:

@@ -80,7 +80,7 @@ LOADER = ('"""iflow engine: the iflow workflow file in this folder becomes an Ai
           "from iflow_airflow.importer import load_workflows\n\nload_workflows(globals())\n")
 
 
-class EngineStartError(RuntimeError):
+class EngineStartError(EngineError):
     """The embedded Airflow did not start (the message says why and has the log tail)."""
 
 
@@ -154,6 +154,24 @@ def _epoch(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
+def airflow_version() -> str:
+    """The installed apache-airflow's version (without importing Airflow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apache-airflow")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def template_path() -> Path:
+    """Where the migrated SQLite template of this Airflow version is kept: ``$IFLOW_ENGINE_CACHE``
+    or ``$XDG_CACHE_HOME/iflow-airflow`` (default ``~/.cache/iflow-airflow``)."""
+    root = os.environ.get("IFLOW_ENGINE_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "iflow-airflow"
+    return Path(root) / f"airflow-{airflow_version()}-sqlite.db"
+
+
 def _component_argv(name: str, port: int) -> list[str]:
     argv = [sys.executable, "-m", "airflow", name]
     return [*argv, "--port", str(port), "--host", "127.0.0.1"] if name == "api-server" else argv
@@ -196,6 +214,7 @@ class EmbeddedAirflow:
         self.home = home
         self.port = port or free_port()
         self.marker = uuid.uuid4().hex
+        self.database_url = database_url
         self.env = embedded_env(base_env, home, self.port, database_url, self.marker)
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -225,7 +244,13 @@ class EmbeddedAirflow:
         for sub in ("dags", "logs"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
         (self.home / "status.json").unlink(missing_ok=True)
+        cfg = self.home / "airflow.cfg"
+        if not cfg.exists():  # every setting is in the environment; no component races to write one
+            cfg.write_text("# iflow engine: settings come from the environment (client/embedded.py)\n")
         spec = {"home": str(self.home), "env": self.env, "marker_key": MARKER_KEY, "marker": self.marker,
+                "sqlite": None if self.database_url else str(self.home / "airflow.db"),
+                "template": None if self.database_url else str(template_path()),
+                "airflow_version": airflow_version(), "remove_home": self.own_home,
                 "migrate": [sys.executable, "-m", "airflow", "db", "migrate"],
                 "components": {c: _component_argv(c, self.port) for c in COMPONENTS}}
         spec_path = self.home / "supervisor.json"
