@@ -223,6 +223,7 @@ class EmbeddedAirflow:
         self._proc: subprocess.Popen[bytes] | None = None
         self._client: AirflowRestClient | None = None
         self._ready = threading.Lock()
+        self._starting = threading.Lock()
         self._names: dict[str, threading.Lock] = {}
         self._names_lock = threading.Lock()
         self._finalizer: weakref.finalize | None = None
@@ -236,8 +237,11 @@ class EmbeddedAirflow:
 
     def start(self) -> None:
         """Start the supervisor (once); returns at once, :meth:`client` waits for readiness."""
-        if self._proc is not None:
-            return
+        with self._starting:
+            if self._proc is None:
+                self._start()
+
+    def _start(self) -> None:
         if importlib.util.find_spec("airflow") is None:
             raise EngineStartError(f"apache-airflow is not installed for {sys.executable}; install "
                                    "iflow-airflow with its dependencies (pip install iflow-airflow)")
@@ -372,6 +376,14 @@ class EmbeddedAirflow:
                                   f"dag-processor log:\n{tail(self.home / 'logs' / 'dag-processor.log')}")
             time.sleep(POLL)
 
+    def _check_scheduler(self, client: AirflowRestClient) -> None:
+        """Past the startup deadline, a scheduler that does not report healthy is a start failure."""
+        if time.monotonic() < self.timings["start"] + self.startup_timeout:
+            return
+        health = (client.get("/api/v2/monitor/health").get("scheduler") or {}).get("status")
+        if health != "healthy":
+            raise self._failure(f"its scheduler is {health or 'not reporting'} after {self.startup_timeout:g} s")
+
     def wait_run(self, client: AirflowRestClient, dag_id: str, run_id: str, timeout: float | None) -> dict[str, Any]:
         """Poll the run until it is ``success`` or ``failed`` (the Airflow going down ends the wait)."""
         from iflow_airflow.client import TERMINAL_RUN_STATES
@@ -382,6 +394,8 @@ class EmbeddedAirflow:
             run = client.dag_run(dag_id, run_id)
             if run["state"] in TERMINAL_RUN_STATES:
                 return run
+            if run["state"] == "queued":
+                self._check_scheduler(client)
             if deadline is not None and time.monotonic() > deadline:
                 states = {t["task_id"]: t["state"] for t in client.task_instances(dag_id, run_id)}
                 raise EngineError(f"workflow {dag_id!r} (run {run_id}) did not finish within {timeout:g} s; "
@@ -391,10 +405,11 @@ class EmbeddedAirflow:
     def run(self, plan: WorkflowPlan, text: str, tag: str, conf: Mapping[str, Any] | None, *,
             timeout: float | None, parse_timeout: float) -> WorkflowResult:
         """Write, wait for that version, trigger, wait, collect (see the module docstring)."""
-        client = self.client()
+        self.start()
         with self._name_lock(plan.dag_id):
             written_at = time.time()
-            self.write(plan, text, tag)
+            self.write(plan, text, tag)  # before the api-server answers: parsing overlaps the start
+            client = self.client()
             self.sync_pools(client, plan)
             self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
             run_id = client.trigger(plan.dag_id, conf)
