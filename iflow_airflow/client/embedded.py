@@ -412,8 +412,10 @@ class EmbeddedAirflow:
             client = self.client()
             self.sync_pools(client, plan)
             self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
+            self.timings.setdefault("first_parsed", time.monotonic() - self.timings["start"])
             run_id = client.trigger(plan.dag_id, conf)
             run = self.wait_run(client, plan.dag_id, run_id, timeout)
+            self.timings.setdefault("first_run_done", time.monotonic() - self.timings["start"])
         return collect(client, plan, run)
 
 
