@@ -50,6 +50,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from iflow_airflow.client import AirflowApiError, AirflowRestClient
 from iflow_airflow.client.supervisor import marked_processes, read_status, tail
 from iflow_airflow.engine import EngineError, TaskResult, WorkflowResult, _result
@@ -192,11 +194,12 @@ def _stop_supervisor(proc: subprocess.Popen[bytes], home: str, marker: str, remo
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
-    left = []
-    for p in marked_processes(MARKER_KEY, marker):
-        with contextlib.suppress(Exception):
+    left, killed = [], marked_processes(MARKER_KEY, marker)
+    for p in killed:
+        with contextlib.suppress(psutil.Error):
             left.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
             p.kill()
+    psutil.wait_procs(killed, timeout=10)
     if remove:
         shutil.rmtree(home, ignore_errors=True)
     return left

@@ -33,6 +33,16 @@ CHILD = textwrap.dedent("""
 """)
 
 
+EXITING = textwrap.dedent("""
+    import json
+    from iflow_airflow import WorkflowEngine
+
+    engine = WorkflowEngine(timeout=600, startup_timeout=300, parse_timeout=300)  # never closed
+    result = engine.run_workflow("emb_exit", {"tasks": [{"id": "a", "command": "echo bye"}]})
+    print(json.dumps({"marker": engine.embedded().marker, "home": str(engine.home), "state": result.state}))
+""")
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,3 +99,12 @@ def test_nothing_outlives_a_sigkilled_caller(tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_interpreter_exit_stops_an_engine_that_was_never_closed():
+    done = subprocess.run([sys.executable, "-c", EXITING], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["state"] == "success"
+    assert not marked_processes(MARKER_KEY, info["marker"])  # the exit handler waited for the teardown
+    assert not os.path.exists(info["home"])
