@@ -18,21 +18,33 @@
 a file (problems raise :class:`~iflow_airflow.errors.WorkflowFileError`, with key
 paths; lines refer to the YAML the engine writes, ``WorkflowFileError.source``).
 
-Two ways to run:
+Three modes:
 
-* **In-process** (default): a private Airflow under a temporary folder (home,
-  dags folder with the iflow loader and the definition written out as YAML,
-  SQLite migrated once per engine), and ``dag.test()`` in a subprocess (Airflow
-  reads its configuration when imported, so it never runs in the caller's
-  process). Tasks run one after another in that subprocess; pools and queues
-  are ignored as in every ``dag.test()``. Use the engine as a context manager
-  (or call :meth:`WorkflowEngine.close`) to remove the folder; it is removed at
-  interpreter exit otherwise.
+* **Embedded** (default): a private Airflow (scheduler with LocalExecutor,
+  dag-processor, triggerer, api-server on 127.0.0.1 and a free port; SQLite in a
+  temporary home or ``database_url``), started on the first call and kept warm
+  (:mod:`iflow_airflow.client.embedded`). Pools, priorities, concurrency caps,
+  retries, timeouts, deferrable waits and events behave as in a deployment,
+  because it is one; concurrent calls (``asyncio.gather``) share it. Use the
+  engine as a context manager (or call :meth:`WorkflowEngine.close`): that
+  stops every process and removes the folder; interpreter exit does the same,
+  and the Airflow's supervisor ends it by itself if the caller is killed.
+* **Test** (``mode="test"``): a private Airflow home with the definition, and
+  ``dag.test()`` in a subprocess (Airflow reads its configuration when imported,
+  so it never runs in the caller's process). Tasks run one after another;
+  pools, priorities and ``max_concurrent_tasks`` are ignored as in every
+  ``dag.test()``. No server processes; good for a quick check of one workflow.
 * **Remote**: ``WorkflowEngine(url=..., username=..., password=...)`` triggers the
   workflow of that name deployed on a running Airflow (REST API v2, see
   :mod:`iflow_airflow.client.rest`) and waits for the run; a name that is not deployed
   raises :class:`~iflow_airflow.client.rest.WorkflowNotDeployedError`. The deployed
   file is what runs; a ``definition`` given as well is only validated.
+
+A failed run's ``WorkflowResult.error`` is the first failed task's error
+(``TaskResult.error``, with ``TaskResult.log_tail``; embedded mode); a definition
+with problems raises :class:`~iflow_airflow.errors.WorkflowFileError` before
+anything starts; an embedded Airflow that cannot start raises
+:class:`~iflow_airflow.client.embedded.EngineStartError` with the reason.
 """
 
 from __future__ import annotations
@@ -83,7 +95,7 @@ LOG_TAIL = 20_000
 
 
 class EngineError(RuntimeError):
-    """The in-process Airflow could not be set up or did not run the workflow (message has the log tail)."""
+    """The private Airflow could not be set up or did not run the workflow (message has the log tail)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ class TaskResult:
     result: Any = None  # the kept result (XCom return_value); None with state_persistence: false
     start_date: datetime | None = None
     end_date: datetime | None = None
+    error: str | None = None  # embedded/remote, failed tasks: "Type: message" of the error the log records
+    log_tail: str = field(default="", repr=False)  # embedded/remote, failed tasks: the last lines of its log
 
 
 @dataclass(frozen=True)
@@ -108,8 +122,8 @@ class WorkflowResult:
     state: str
     tasks: dict[str, TaskResult]
     figures: dict[str, Any]  # iflow_airflow.runtime.figures.workflow_figures() of this run
-    mode: str  # "in_process" | "remote"
-    log: str = field(default="", repr=False)  # in-process: the tail of the dag.test() output
+    mode: str  # "embedded" | "test" | "remote"
+    log: str = field(default="", repr=False)  # test: the dag.test() output's tail; else the failed tasks' log tails
 
     @property
     def ok(self) -> bool:
@@ -119,6 +133,13 @@ class WorkflowResult:
     def results(self) -> dict[str, Any]:
         """``{task_id: result}`` of the tasks that kept one."""
         return {t: r.result for t, r in self.tasks.items() if r.result is not None}
+
+    @property
+    def error(self) -> str | None:
+        """The error of the first failed task (by start time) that recorded one; None otherwise."""
+        failed = sorted((r for r in self.tasks.values() if r.state == "failed" and r.error),
+                        key=lambda r: r.start_date or datetime.max.replace(tzinfo=timezone.utc))
+        return failed[0].error if failed else None
 
 
 # --- definition -> validated YAML ----------------------------------------------------------
@@ -212,7 +233,10 @@ def _task_row(workflow: str, run_id: str, t: Mapping[str, Any]) -> figures.TaskR
 
 
 def _result(workflow: str, run: Mapping[str, Any], tis: list[Mapping[str, Any]], values: Mapping[str, Any],
-            upstream: Mapping[str, Any], mode: str, log: str = "") -> WorkflowResult:
+            upstream: Mapping[str, Any], mode: str, log: str = "",
+            failures: Mapping[str, tuple[str | None, str]] | None = None) -> WorkflowResult:
+    """The result object from the run's and task instances' API-shaped rows; ``failures``:
+    ``{task_id: (error, log tail)}`` of the failed tasks."""
     run_id = run.get("run_id") or run.get("dag_run_id")
     rows = [_task_row(workflow, run_id, t) for t in tis]
     run_row = figures.RunRow(dag_id=workflow, run_id=run_id, state=run.get("state"),
@@ -224,9 +248,10 @@ def _result(workflow: str, run: Mapping[str, Any], tis: list[Mapping[str, Any]],
         duration = t.get("duration")
         if duration is None and row.start_date and row.end_date:
             duration = (row.end_date - row.start_date).total_seconds()
+        error, log_tail = (failures or {}).get(row.task_id, (None, ""))
         tasks[row.task_id] = TaskResult(row.task_id, row.state, row.try_number,
                                         None if duration is None else round(float(duration), 3),
-                                        values.get(row.task_id), row.start_date, row.end_date)
+                                        values.get(row.task_id), row.start_date, row.end_date, error, log_tail)
     fig = figures.workflow_figures(workflow, [run_row], rows, now=datetime.now(timezone.utc),
                                    upstream={k: list(v) for k, v in upstream.items()}, total_tasks=len(upstream) or None)
     return WorkflowResult(workflow, run_id, str(run.get("state")), tasks, fig, mode, log)
@@ -239,20 +264,35 @@ def _cleanup(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+MODES = ("embedded", "test", "remote")
+
+
 class WorkflowEngine:
     """Run iflow workflow definitions in a private Airflow (default) or on a running one (``url``).
 
+    ``mode``: ``"embedded"`` (default without ``url``: a private scheduler,
+    dag-processor, triggerer and api-server, started on first use and kept warm,
+    see :mod:`iflow_airflow.client.embedded`), ``"test"`` (``dag.test()`` in a
+    subprocess: serial, pools and priorities ignored; quick for one-off checks)
+    or ``"remote"`` (default with ``url``).
     ``allowed_modules``: the ``[iflow] allowed_modules`` for ``callable:`` tasks and
     extensions (default: ``$AIRFLOW__IFLOW__ALLOWED_MODULES``). ``env``: extra
-    environment of the in-process Airflow (and so of the tasks). ``home``: keep
-    the in-process Airflow there instead of a temporary folder (reused, migrated
-    once). ``timeout``: seconds a run may take (None: no limit).
+    environment of the private Airflow (and so of the tasks). ``home``: keep
+    the private Airflow there instead of a temporary folder (reused).
+    ``timeout``: seconds a run may take (None: no limit). Embedded only:
+    ``database_url`` (default SQLite in the home), ``port`` (default a free one),
+    ``startup_timeout`` (seconds until the api-server answers), ``parse_timeout``
+    (seconds until the written definition is parsed).
     """
 
     def __init__(self, url: str | None = None, username: str | None = None, password: str | None = None, *,
-                 allowed_modules: tuple[str, ...] | list[str] | str | None = None,
+                 mode: str | None = None, allowed_modules: tuple[str, ...] | list[str] | str | None = None,
                  env: Mapping[str, str] | None = None, home: str | os.PathLike[str] | None = None,
-                 timeout: float | None = None, poll_interval: float = 1.0) -> None:
+                 timeout: float | None = None, poll_interval: float = 1.0, database_url: str | None = None,
+                 port: int | None = None, startup_timeout: float = 180.0, parse_timeout: float = 120.0) -> None:
+        self.mode = mode or ("remote" if url else "embedded")
+        if self.mode not in MODES or (self.mode == "remote") != bool(url):
+            raise ValueError(f"mode must be one of {MODES} ('remote' exactly when a url is given), not {mode!r}")
         self.url = url
         self.username = username
         self.password = password
@@ -266,6 +306,11 @@ class WorkflowEngine:
         self._migrated = False
         self._finalizer: weakref.finalize | None = None
         self._runs = 0
+        self.database_url = database_url
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self.parse_timeout = parse_timeout
+        self._embedded: Any = None  # client.embedded.EmbeddedAirflow, made on the first embedded run
 
     # --- public API -----------------------------------------------------------------------
 
@@ -278,20 +323,47 @@ class WorkflowEngine:
             return self._run_remote(name, conf)
         if definition is None:
             raise ValueError("run_workflow needs a definition when no Airflow url is given")
-        plan, text = validate_definition(name, definition, self.settings)
-        return self._run_in_process(plan, text, conf)
+        if self.mode == "test":
+            plan, text = validate_definition(name, definition, self.settings)
+            return self._run_in_process(plan, text, conf)
+        from iflow_airflow.client.embedded import tag_definition
+
+        document, tag = tag_definition(workflow_document(name, definition))
+        plan, text = validate_definition(None, document, self.settings)
+        return self.embedded().run(plan, text, tag, conf, timeout=self.timeout, parse_timeout=self.parse_timeout)
 
     async def execute_workflow(self, name: str, definition: Mapping[str, Any] | None = None, *,
                                conf: Mapping[str, Any] | None = None) -> WorkflowResult:
-        """:meth:`run_workflow`, awaitable (runs in a worker thread; runs of one engine take turns)."""
+        """:meth:`run_workflow`, awaitable (in a worker thread). Embedded and remote runs overlap
+        (``asyncio.gather``; up to the default executor's thread count); test-mode runs take turns."""
         return await asyncio.to_thread(self.run_workflow, name, definition, conf=conf)
 
     def validate(self, name: str, definition: Mapping[str, Any]) -> WorkflowPlan:
         """The plan of a definition, or :class:`WorkflowFileError` (nothing runs)."""
         return validate_definition(name, definition, self.settings)[0]
 
+    def embedded(self) -> Any:
+        """The :class:`~iflow_airflow.client.embedded.EmbeddedAirflow` (made, not yet started, on first use)."""
+        from iflow_airflow.client.embedded import EmbeddedAirflow
+
+        with self._lock:
+            if self._embedded is None:
+                own = self._home is None
+                if own:
+                    self._home = Path(tempfile.mkdtemp(prefix="iflow-engine-")).resolve()
+                assert self._home is not None
+                self._embedded = EmbeddedAirflow(self._home, self._base_env(), own_home=own, port=self.port,
+                                                 database_url=self.database_url,
+                                                 startup_timeout=self.startup_timeout)
+            return self._embedded
+
     def close(self) -> None:
-        """Remove the temporary Airflow folder (if the engine made it)."""
+        """Stop the embedded Airflow (no process left) and remove the temporary folder the engine made."""
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+            if self._own_home:
+                self._home = None
         if self._finalizer is not None:
             self._finalizer()
             self._finalizer = None
@@ -324,14 +396,22 @@ class WorkflowEngine:
                     upstream.setdefault(down, []).append(task["task_id"])
         return _result(name, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, "remote")
 
-    # --- in-process -------------------------------------------------------------------------
+    # --- private Airflow (embedded and test mode) ------------------------------------------
 
     @property
     def home(self) -> Path | None:
-        """The in-process Airflow's home (None until the first in-process run)."""
+        """The private Airflow's home (None until the first embedded or test run)."""
         return self._home
 
     def _airflow_env(self) -> dict[str, str]:
+        """The test-mode subprocess's environment: :meth:`_base_env` with INFO logging."""
+        env = self._base_env()
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+        return env
+
+    def _base_env(self) -> dict[str, str]:
+        """The private Airflow's environment in both modes: the caller's minus every ``AIRFLOW*``
+        variable, plus home, dags folder, SQLite, this engine's ``[iflow]`` settings and ``env``."""
         assert self._home is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_", "_AIRFLOW"))}
         env.update({
@@ -341,7 +421,6 @@ class WorkflowEngine:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self._home / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "AIRFLOW__IFLOW__ALLOWED_MODULES": ",".join(self.settings.allowed_modules),
             "AIRFLOW__IFLOW__AGENT_COMMAND": self.settings.agent_command,
             "AIRFLOW__IFLOW__MAX_FILE_BYTES": str(self.settings.max_file_bytes),
@@ -404,7 +483,7 @@ class WorkflowEngine:
         if data.get("error"):
             raise EngineError(f"workflow {plan.dag_id!r} did not run: {data['error']}\n--- output ---\n{output}")
         upstream = {t.task_id: list(t.upstream) for t in plan.tasks}
-        return _result(plan.dag_id, data["run"], data["tis"], data["xcom"], upstream, "in_process", output)
+        return _result(plan.dag_id, data["run"], data["tis"], data["xcom"], upstream, "test", output)
 
 
 # --- the dag.test() subprocess ----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Only the calls iflow needs: a token (``POST /auth/token``), the DAG, trigger
 (unpause + ``POST /dagRuns``), a run and its task instances, a task's XCom
-result, waiting for a run, and resuming a failed run the way the UI's "clear"
+result, creating or resizing a pool, waiting for a run, and resuming a failed run the way the UI's "clear"
 does (``POST /api/v2/dags/{dag_id}/clearTaskInstances``). Needs no Airflow
 installation, only ``httpx``.
 
@@ -203,6 +203,21 @@ class AirflowRestClient:
                 raise RunTimeoutError(f"run {run_id} of {dag_id} did not finish within {timeout:g} s "
                                       f"(state {run['state']})")
             time.sleep(poll)
+
+    def set_pool(self, name: str, slots: int, description: str | None = None) -> dict[str, Any]:
+        """Create the pool, or resize it (and set the description if given) if it exists."""
+        body: dict[str, Any] = {"name": name, "slots": slots}
+        if description is not None:
+            body["description"] = description
+        r = self.request("POST", "/api/v2/pools", json=body, ok=(200, 201, 409))
+        if r.status_code == 409:
+            # Airflow 3.3 validates a PATCH body of a non-default pool as a whole pool
+            # (name, slots, include_deferred) even with update_mask; the mask then
+            # picks the fields that are really written.
+            mask = [k for k in body if k != "name"]
+            patch = {**body, "include_deferred": False}
+            r = self.request("PATCH", f"/api/v2/pools/{_q(name)}", json=patch, params={"update_mask": mask})
+        return r.json()
 
     def clear_failed(self, dag_id: str, run_id: str) -> list[str]:
         """Re-run the failed tasks of a run and every task downstream of them (the UI's "clear").

@@ -1,4 +1,4 @@
-"""The engine API in-process: a definition (dict) run by dag.test() in the engine's own private Airflow.
+"""The engine API in test mode: a definition (dict) run by dag.test() in the engine's own private Airflow.
 
 One run shows the result object (states, tries, results, figures) and a custom
 monitor (tests/extension_pkg, registered by an entry point) receiving the
@@ -39,7 +39,7 @@ def engine_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("engine")
     events = tmp / "events.jsonl"
     pythonpath = os.pathsep.join(p for p in (str(EXT_DIR), os.environ.get("PYTHONPATH")) if p)
-    engine = WorkflowEngine(allowed_modules=["iflow_airflow.examples", "iflow_test_ext"],
+    engine = WorkflowEngine(mode="test", allowed_modules=["iflow_airflow.examples", "iflow_test_ext"],
                             env={"PYTHONPATH": pythonpath, "IFLOW_TEST_MONITOR_LOG": str(events)}, timeout=600)
     with engine, pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(EXT_DIR))  # the engine validates here too: the extension must be importable
@@ -52,7 +52,7 @@ def engine_run(tmp_path_factory):
 
 def test_result_has_states_tries_results_and_figures(engine_run):
     result, _ = engine_run
-    assert (result.workflow, result.state, result.mode, result.ok) == ("engine_demo", "failed", "in_process", False)
+    assert (result.workflow, result.state, result.mode, result.ok) == ("engine_demo", "failed", "test", False)
     got = {t: (r.state, r.tries, r.result) for t, r in result.tasks.items()}
     assert got == {
         "a": ("success", 1, "world"),

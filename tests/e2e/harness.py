@@ -251,21 +251,6 @@ class AirflowClient(AirflowRestClient):
     def pools(self) -> dict[str, int]:
         return {p["name"]: p["slots"] for p in self._paged("/api/v2/pools", "pools")}
 
-    def set_pool(self, name: str, slots: int, description: str | None = None) -> dict:
-        """Create the pool, or resize it (and set the description if given) if it exists."""
-        body: dict[str, Any] = {"name": name, "slots": slots}
-        if description is not None:
-            body["description"] = description
-        r = self.request("POST", "/api/v2/pools", json=body, ok=(200, 201, 409))
-        if r.status_code == 409:
-            # Airflow 3.3 validates a PATCH body of a non-default pool as a whole pool
-            # (name, slots, include_deferred) even with update_mask; the mask then
-            # picks the fields that are really written.
-            mask = [k for k in body if k != "name"]
-            patch = {**body, "include_deferred": False}
-            r = self.request("PATCH", f"/api/v2/pools/{name}", json=patch, params={"update_mask": mask})
-        return r.json()
-
 
 class AirflowDeployment:
     """Context manager: ``airflow db migrate``, then each component as a subprocess.

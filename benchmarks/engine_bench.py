@@ -1,0 +1,112 @@
+"""The engine API's figures: the embedded Airflow (default) beside dag.test() (``mode="test"``).
+
+    .venv/bin/python benchmarks/engine_bench.py [--warm 5]
+
+For each mode, one engine runs, in order:
+
+* ``first call``: a one-task ``echo`` workflow on a new engine (embedded: starts the
+  private Airflow). Embedded twice: ``cold`` with an empty template cache (the very
+  first engine of this Airflow version on a machine migrates SQLite) and with the
+  migrated template the cold start left;
+* ``warm call``: the same workflow again (``--warm`` times; median, min-max);
+* ``warm, changed definition``: a new one-task workflow each time (the write ->
+  parse wait is in it);
+* ``seed example``: dags/full_stack_development.yaml (six checkpoints in four levels);
+* ``3 x sleep 3``: three independent tasks (wall time; parallel when embedded);
+* ``priority order``: four tasks under ``max_concurrent_tasks: 1`` (start order).
+
+Figures are seconds of wall time around ``run_workflow``, on this machine as it is
+(load average printed). Nothing is asserted: the tests check behaviour, this prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import load_avg, machine_facts, print_machine_table  # noqa: E402
+
+from iflow_airflow import WorkflowEngine  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ECHO = {"orchestration": {"retry_attempts": 0}, "tasks": [{"id": "a", "command": "echo hi"}]}
+SLEEPS = {"orchestration": {"retry_attempts": 0}, "tasks": [{"id": f"s{i}", "command": "sleep 3"} for i in range(3)]}
+PRIORITIES = {"orchestration": {"retry_attempts": 0, "max_concurrent_tasks": 1},
+              "tasks": [{"id": p, "priority": p, "command": "sleep 1"} for p in ("critical", "low", "high", "medium")]}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.monotonic()
+    out = fn()
+    return time.monotonic() - t0, out
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def measure(engine: WorkflowEngine, warm: int) -> dict[str, str]:
+    """Every figure of one mode, with this engine (its first call is the first figure)."""
+    out: dict[str, str] = {}
+    first, result = timed(lambda: engine.run_workflow("bench_echo", ECHO))
+    assert result.ok, result.log
+    out["first call"] = f"{first:.1f}"
+    out["warm call"] = spread([timed(lambda: engine.run_workflow("bench_echo", ECHO))[0] for _ in range(warm)])
+    out["warm, changed definition"] = spread(
+        [timed(lambda i=i: engine.run_workflow(f"bench_new_{i}", ECHO))[0] for i in range(warm)])
+    seed = yaml.safe_load((REPO / "dags" / "full_stack_development.yaml").read_text(encoding="utf-8"))
+    seconds, result = timed(lambda: engine.run_workflow("full_stack_development", seed))
+    out["seed example (6 checkpoints, 4 levels)"] = f"{seconds:.2f} ({result.state})"
+    seconds, result = timed(lambda: engine.run_workflow("bench_sleeps", SLEEPS))
+    out["3 x `sleep 3`, independent"] = f"{seconds:.2f} (concurrency {result.figures.get('concurrency')})"
+    _, result = timed(lambda: engine.run_workflow("bench_priorities", PRIORITIES))
+    order = [t for t, r in sorted(result.tasks.items(), key=lambda kv: kv[1].start_date)]
+    out["start order, priorities under max_concurrent_tasks 1"] = ", ".join(order)
+    return out
+
+
+def embedded_first(cache: Path) -> float:
+    """The first call of a new embedded engine with ``cache`` as template cache."""
+    os.environ["IFLOW_ENGINE_CACHE"] = str(cache)
+    with WorkflowEngine(timeout=600, startup_timeout=600) as engine:
+        seconds, result = timed(lambda: engine.run_workflow("bench_echo", ECHO))
+    assert result.ok, result.log
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--warm", type=int, default=5, help="warm calls per figure")
+    args = parser.parse_args()
+    facts, load_start = machine_facts(), load_avg()
+    with tempfile.TemporaryDirectory(prefix="iflow-bench-cache-") as cache:
+        cold = embedded_first(Path(cache))
+        with WorkflowEngine(timeout=600, startup_timeout=600) as engine:
+            embedded = measure(engine, args.warm)
+        load_mid = load_avg()
+        os.environ.pop("IFLOW_ENGINE_CACHE")
+        with WorkflowEngine(mode="test", timeout=600) as engine:
+            test = measure(engine, args.warm)
+    print_machine_table(facts, "start / between modes / end", f"{load_start} / {load_mid} / {load_avg()}",
+                        f"python benchmarks/engine_bench.py --warm {args.warm}")
+    print()
+    print('| seconds (median, min-max) | embedded (default) | dag.test() (`mode="test"`) |')
+    print("|---|---|---|")
+    print(f"| first call, cold (migrates SQLite) | {cold:.1f} | - |")
+    for key in embedded:
+        print(f"| {key} | {embedded[key]} | {test[key]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
