@@ -27,6 +27,7 @@ from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are pa
     RESOLVERS_GROUP,
     STRATEGIES_GROUP,
 )
+from iflow_airflow.errors import closest
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 TRIGGER_RULES = (
@@ -51,13 +52,11 @@ def _registered(kind: str, builtins: tuple[str, ...] = ()) -> Any:
         names = sorted(entry_points.registered(EXTENSION_GROUPS[kind], builtins))
         if value in names:
             return value
-        import difflib
-
-        near = difflib.get_close_matches(value, [*builtins, *names], n=1)
+        near = closest(value, [*builtins, *names])
         quoted = [repr(n) for n in builtins]
         builtin_text = f"{', '.join(quoted[:-1])} or {quoted[-1]}, or " if len(quoted) > 1 else ""
         raise PydanticCustomError("literal_error", "unknown {kind} name", {"kind": kind, "expected": (
-            (f"did you mean {near[0]!r}? " if near else "")
+            (f"did you mean {near!r}? " if near else "")
             + f"{builtin_text}a {kind} registered under the entry point group {EXTENSION_GROUPS[kind]!r} "
             + f"(registered: {', '.join(names) or 'none'})")})
     return AfterValidator(check)
