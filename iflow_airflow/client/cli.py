@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from iflow_airflow.plan import queues
+from iflow_airflow.plan import describe, queues
 from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
 from iflow_airflow.schema.models import json_schema
 from iflow_airflow.plan.ir import WorkflowPlan
@@ -37,9 +37,20 @@ def _summary(c: Compiled) -> str:
             f"{len(p.conflicts)} conflicts")
 
 
+def _context(singles: list[Compiled], roots: set[Path], settings: IflowSettings) -> list[Compiled]:
+    """The other files of the folders of single files given to ``validate``, when one of them has a
+    ``run_workflow`` (the workflows it names live there)."""
+    if not any(t.action.kind == "run_workflow" for c in singles if c.plan for t in c.plan.tasks):
+        return []
+    given = {c.path.resolve() for c in singles}
+    return [c for root in sorted(roots) for c in compile_folder(root, settings) if c.path.resolve() not in given]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     settings = IflowSettings.from_config()
     results: list[Compiled] = []
+    singles: list[Compiled] = []
+    roots: set[Path] = set()
     for raw in args.paths:
         path = Path(raw)
         if path.is_dir():
@@ -49,10 +60,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             c = compile_file(path, root=root, settings=settings, chain=DefaultsChain(root, settings), explicit=True)
             if c is not None:
                 results.append(c)
+                singles.append(c)
+                roots.add(root)
         else:
             print(f"FAIL {raw}: no such file or folder", file=sys.stderr)
             return 1
-    check_across_files(results)
+    check_across_files(results, _context(singles, roots, settings))
     for c in results:
         if c.error is not None:
             for problem in c.error.problems:
@@ -93,6 +106,9 @@ def render_plan(plan: WorkflowPlan) -> str:
                      f"{t.retry_delay:g}s{' exp' if t.exponential_backoff else ''}",
                      f"{t.timeout:g}s" if t.timeout else "-", t.action.kind, ",".join(t.upstream) or "-"])
     out.append(_table(rows))
+    decomposition = describe.decomposition(plan)
+    if decomposition:
+        out += ["", "decomposition:", *(f"  {line}" for line in decomposition)]
     if plan.resources:
         out += ["", "resources:"]
         for r in plan.resources.values():

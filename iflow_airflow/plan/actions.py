@@ -1,8 +1,9 @@
 """A task's merged fields -> its one action (SPEC §3 "Actions"), checked and located.
 
 Rule: a task has at most one of ``command`` / ``callable`` / ``prompt`` /
-``wait``, or an ``operator:`` kind; none is a checkpoint. ``args``/``kwargs``
-belong to ``callable:`` and custom operator kinds only. Code a file names must
+``wait`` / ``run_workflow``, or an ``operator:`` kind; none is a checkpoint.
+``args``/``kwargs`` belong to ``callable:`` and custom operator kinds only,
+``params`` to ``run_workflow:``. Code a file names must
 be inside ``[iflow] allowed_modules`` (checked without importing anything
 else). Every mistake is added to the draft's problems; the action is then
 ``None`` (the file will not get a plan).
@@ -22,11 +23,12 @@ from iflow_airflow.plan.ir import (
     CommandAction,
     OperatorAction,
     PromptAction,
+    RunWorkflowAction,
     WaitAction,
 )
 from iflow_airflow.settings import IflowSettings
 
-BUILTIN_ACTIONS = ("command", "callable", "prompt", "wait")
+BUILTIN_ACTIONS = ("command", "callable", "prompt", "wait", "run_workflow")
 ACTION_FIELDS = (*BUILTIN_ACTIONS, "operator")
 
 Path = tuple[PathPart, ...]
@@ -71,6 +73,12 @@ def _check_args(fields: dict[str, Any], given: list[str], kind: str | None, path
         p.add(path + (key,), f"`{key}` is only used with `callable:` or a custom `operator:`", code="stray_args")
 
 
+def _check_params(fields: dict[str, Any], given: list[str], path: Path, p: Problems) -> None:
+    if fields.get("params") is not None and "run_workflow" not in given:
+        p.add(path + ("params",), "`params` is only used with `run_workflow:`",
+              "add `run_workflow: <workflow name>`, or remove `params`", code="stray_params")
+
+
 def _builtin(what: str, fields: dict[str, Any], path: Path, p: Problems, settings: IflowSettings) -> Action | None:
     """The one built-in action ``what`` (command / callable / prompt / wait)."""
     if what == "command":
@@ -87,6 +95,8 @@ def _builtin(what: str, fields: dict[str, Any], path: Path, p: Problems, setting
         if not fields["prompt"].strip():
             p.add(path + ("prompt",), "empty prompt")
         return PromptAction(fields["prompt"])
+    if what == "run_workflow":  # its params are resolved by the sub_workflows pass (plan/fanout.py)
+        return RunWorkflowAction(fields["run_workflow"])
     w = fields["wait"]
     return WaitAction(file=w.get("file"), url=w.get("url"), until=w.get("until"), workflow=w.get("workflow"),
                       task=w.get("task"), poke_interval=w.get("poke_interval", 5.0))
@@ -102,9 +112,10 @@ def action_of(fields: dict[str, Any], path: Path, p: Problems, settings: IflowSe
             return decided  # type: ignore[return-value]
     if len(given) > 1:
         p.add(path + (given[1],), f"a task has at most one action, but {', '.join(given)} are set",
-              "one of command / callable / prompt / wait / operator", code="several_actions")
+              "one of command / callable / prompt / wait / run_workflow / operator", code="several_actions")
         return None
     _check_args(fields, given, kind, path, p)
+    _check_params(fields, given, path, p)
     if not given:
         return CheckpointAction()
     return _builtin(given[0], fields, path, p, settings)

@@ -16,11 +16,17 @@ from datetime import datetime
 from typing import Any, Callable, Sequence
 
 from iflow_airflow.errors import PathPart, Problem
-from iflow_airflow.plan.ir import Action, Conflict, PlannedResource, Schedule
-from iflow_airflow.schema.models import Task, WorkflowFile
+from iflow_airflow.plan.ir import Action, Conflict, ItemSource, PlannedResource, Schedule
+from iflow_airflow.schema.models import Task, TaskFields, WorkflowFile
 from iflow_airflow.settings import IflowSettings
 
 Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
+
+
+def given(model: TaskFields) -> dict[str, Any]:
+    """The fields a person wrote (nested values complete with their defaults)."""
+    return {k: v.model_dump() if hasattr(v, "model_dump") else v
+            for k, v in ((k, getattr(model, k)) for k in model.model_fields_set)}
 
 
 class Problems:
@@ -55,6 +61,9 @@ class TaskDraft:
     cost: float = 1.0
     queue: str | None = None
     weight: int = 0
+    group: tuple[str, ...] = ()  # enclosing groups' full ids, outermost first
+    line: int | None = None
+    items: ItemSource | None = None  # for_each
 
     @property
     def resource(self) -> str | None:
@@ -63,6 +72,22 @@ class TaskDraft:
     @property
     def slots(self) -> int:
         return (self.use or {}).get("slots", 1)
+
+
+@dataclass
+class GroupDraft:
+    """A task with ``tasks:`` (an Airflow TaskGroup): its keys are defaults for its tasks."""
+
+    group_id: str  # full, dotted id
+    model: Task
+    path: tuple[PathPart, ...]
+    parent: GroupDraft | None = None
+    members: list[str] = field(default_factory=list)  # every task inside, nested ones too, in file order
+    defaults: dict[str, Any] = field(default_factory=dict)  # its keys over its parent's
+
+    def scope(self) -> tuple[str, ...]:
+        """This group's id and its ancestors', outermost first."""
+        return (*(self.parent.scope() if self.parent else ()), self.group_id)
 
 
 @dataclass
@@ -75,7 +100,8 @@ class Draft:
     settings: IflowSettings
     problems: Problems
     task_lines: dict[int, int] = field(default_factory=dict)
-    tasks: dict[str, TaskDraft] = field(default_factory=dict)  # unique ids, in file order
+    tasks: dict[str, TaskDraft] = field(default_factory=dict)  # unique full ids, in file order
+    groups: dict[str, GroupDraft] = field(default_factory=dict)  # full ids, outer before inner
     order: list[str] = field(default_factory=list)  # topological (file order if there is a cycle)
     has_cycle: bool = False
     schedule: Schedule | None = None

@@ -17,46 +17,19 @@ import pendulum
 
 from iflow_airflow.errors import did_you_mean
 from iflow_airflow.plan import conflicts as conflict_rules
-from iflow_airflow.plan import custom, priorities, schedules
+from iflow_airflow.plan import custom, fanout, groups, priorities, schedules
 from iflow_airflow.plan import queues as queue_rules
 from iflow_airflow.plan.actions import ACTION_FIELDS, action_of
-from iflow_airflow.plan.draft import Draft, TaskDraft
+from iflow_airflow.plan.draft import Draft, TaskDraft, given
 from iflow_airflow.plan.ir import CheckpointAction, PlannedResource
 from iflow_airflow.schema.models import PRIORITY_NAMES, Task, TaskFields
 
 Pass = Callable[[Draft], None]
 
 
-# --- ids and dependencies ------------------------------------------------------------------
+# --- ids, groups and dependencies: plan/groups.py ----------------------------------------
 
-def ids(d: Draft) -> None:
-    """Unique task ids in file order; a repeated id is an error naming the first."""
-    first: dict[str, int] = {}
-    for i, task in enumerate(d.wf.workflow.tasks):
-        if task.id in first:
-            d.problems.add(("workflow", "tasks", i, "id"),
-                           f"duplicate task id {task.id!r} (also tasks[{first[task.id]}])", "unique ids",
-                           code="duplicate_id")
-            continue
-        first[task.id] = i
-        d.tasks[task.id] = TaskDraft(task.id, task, ("workflow", "tasks", i), i)
-
-
-def dependencies(d: Draft) -> None:
-    """``dependencies`` -> upstream ids; unknown, self and repeated dependencies are errors. Needs: ids."""
-    for t in d.tasks.values():
-        for j, dep in enumerate(t.model.dependencies):
-            path = t.path + ("dependencies", j)
-            if dep == t.task_id:
-                d.problems.add(path, f"task {t.task_id!r} depends on itself", "ids of other tasks",
-                               code="self_dependency")
-            elif dep not in d.tasks:
-                d.problems.add(path, f"unknown task id {dep!r}",
-                               did_you_mean(dep, d.tasks, "the id of a task in this file"), code="unknown_dependency")
-            elif dep in t.upstream:
-                d.problems.add(path, f"dependency {dep!r} is listed twice", code="duplicate_dependency")
-            else:
-                t.upstream.append(dep)
+ids, dependencies, group_defaults = groups.ids, groups.dependencies, groups.defaults
 
 
 # --- order ---------------------------------------------------------------------------------
@@ -156,27 +129,26 @@ def resources(d: Draft) -> None:
 
 # --- tasks ---------------------------------------------------------------------------------
 
-def given(model: TaskFields) -> dict[str, Any]:
-    """The fields a person wrote (nested values complete with their defaults)."""
-    return {k: v.model_dump() if hasattr(v, "model_dump") else v
-            for k, v in ((k, getattr(model, k)) for k in model.model_fields_set)}
-
-
-def merged_fields(task: Task, template: TaskFields | None) -> dict[str, Any]:
-    """The task's own fields over its type's template; an own action replaces the template's."""
-    own = given(task)
-    if template is None:
-        return own
-    base = given(template)
-    if any(k in own for k in ACTION_FIELDS):
-        for k in (*ACTION_FIELDS, "args", "kwargs"):
-            if k not in own or k == "operator" and own.get("operator") is None:
-                base.pop(k, None)
+def _over(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """``own`` over ``base``; ``env`` merges name by name."""
     env = {**(base.get("env") or {}), **(own.get("env") or {})}
     merged = {**base, **own}
     if env:
         merged["env"] = env
     return merged
+
+
+def merged_fields(task: Task, template: TaskFields | None, group: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The task's own fields over its type's template over its group's keys; an own action replaces the template's."""
+    own = given(task)
+    base = given(template) if template is not None else {}
+    if template is not None and any(k in own for k in ACTION_FIELDS):
+        for k in (*ACTION_FIELDS, "args", "kwargs", "params"):
+            if k not in own or k == "operator" and own.get("operator") is None:
+                base.pop(k, None)
+    if not base and not group:
+        return own
+    return _over(_over(group or {}, base), own)
 
 
 def level_of(value: Any, levels: int) -> tuple[int, str] | str:
@@ -210,8 +182,9 @@ def _resource_use(d: Draft, t: TaskDraft) -> None:
 
 def _task(d: Draft, t: TaskDraft) -> None:
     sched = d.wf.scheduling
-    template = d.wf.task_types.get(t.model.type) if t.model.type else None
-    t.fields = merged_fields(t.model, template)
+    group = d.groups[t.group[-1]].defaults if t.group else {}
+    kind = t.model.type or group.get("type")
+    t.fields = merged_fields(t.model, d.wf.task_types.get(kind) if kind else None, group)
     level = level_of(t.fields.get("priority"), sched.priority_levels)
     if isinstance(level, str):
         d.problems.add(t.path + ("priority",), level,
@@ -282,5 +255,8 @@ def conflicts(d: Draft) -> None:
         d.notes.append("checkpoint (no action: logs and succeeds): " + ", ".join(checkpoints))
 
 
-CHECKS: tuple[Pass, ...] = (ids, dependencies, order, schedule, resources, tasks, queues, custom_extensions)
+for_each, sub_workflows = fanout.for_each, fanout.sub_workflows
+
+CHECKS: tuple[Pass, ...] = (ids, dependencies, order, schedule, resources, group_defaults, tasks, for_each,
+                            sub_workflows, queues, custom_extensions)
 RESOLVE: tuple[Pass, ...] = (weights, conflicts)

@@ -14,7 +14,14 @@ from typing import Sequence
 from iflow_airflow.errors import WorkflowFileError
 from iflow_airflow.plan import passes
 from iflow_airflow.plan.draft import Draft, Locator, Problems, TaskDraft
-from iflow_airflow.plan.ir import AlertSettings, ParamSpec, PlannedTask, WorkflowPlan, WorkflowSettings
+from iflow_airflow.plan.ir import (
+    AlertSettings,
+    ParamSpec,
+    PlannedGroup,
+    PlannedTask,
+    WorkflowPlan,
+    WorkflowSettings,
+)
 from iflow_airflow.schema.models import WorkflowFile
 from iflow_airflow.settings import IflowSettings
 
@@ -54,7 +61,8 @@ def _planned_task(d: Draft, t: TaskDraft) -> PlannedTask:
         trigger_rule=f.get("trigger_rule") or "all_success", env=dict(f.get("env") or {}),
         emits=tuple(f.get("emits") or ()), action=t.action, persist_result=coord.state_persistence,
         deferrable=coord.sync_mode == "asynchronous", wait_timeout=float(coord.communication_timeout),
-        line=d.task_lines.get(t.index),
+        line=t.line, group=t.group, for_each=t.items,
+        max_parallel=f.get("max_parallel") if t.items is not None else None, path=t.path,
     )
 
 
@@ -75,4 +83,6 @@ def to_plan(d: Draft) -> WorkflowPlan:
         alerts=AlertSettings(flow.alerts.webhook, tuple(flow.alerts.events)),
         resources=d.resources, tasks=tuple(_planned_task(d, t) for t in d.ordered()),
         conflicts=tuple(d.conflicts), notes=tuple(d.notes), monitors=tuple(d.monitors),
+        groups=tuple(PlannedGroup(g.group_id, g.model.description, g.parent.group_id if g.parent else None)
+                     for g in d.groups.values()),
     )

@@ -15,8 +15,10 @@ CONTAINERS = {"resources": "resources.<name>", "task_types": "task_types.<type>"
               "tasks": "workflow.tasks[]"}
 
 
-def key_paths(model: type[BaseModel], prefix: str) -> list[tuple[str, str]]:
-    """(parent path as written in the README, leaf key) for every field, recursively."""
+def key_paths(model: type[BaseModel], prefix: str, seen: frozenset = frozenset()) -> list[tuple[str, str]]:
+    """(parent path as written in the README, leaf key) for every field, recursively.
+
+    A model met again below itself (a group's ``tasks:`` holds tasks) is not walked twice."""
     out = []
     for name, field in model.model_fields.items():
         out.append((prefix, name))
@@ -24,8 +26,8 @@ def key_paths(model: type[BaseModel], prefix: str) -> list[tuple[str, str]]:
         inner = _unwrap(field.annotation) or _unwrap(_item_type(field.annotation) or object)
         if name in CONTAINERS:
             path = CONTAINERS[name]
-        if inner and name not in ("task_types", "params"):
-            out.extend(key_paths(inner[0], path))
+        if inner and name not in ("task_types", "params") and inner[0] not in seen:
+            out.extend(key_paths(inner[0], path, seen | {model}))
     return out
 
 
