@@ -12,9 +12,10 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetAny, BaseOperator, Param
 
+from iflow_airflow.plan.fanout import ITEMS_SUFFIX
 from iflow_airflow.plan.ir import (
-    CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, Schedule,
-    WaitAction, WorkflowPlan,
+    CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, RunWorkflowAction,
+    Schedule, WaitAction, WorkflowPlan,
 )
 from iflow_airflow.build import registry
 from iflow_airflow.settings import IflowSettings
@@ -86,29 +87,80 @@ def _common_kwargs(t: PlannedTask) -> dict[str, Any]:
     return kwargs
 
 
-def make_operator(t: PlannedTask, settings: IflowSettings) -> BaseOperator:
-    """The operator that runs one planned task's action."""
+def mapped_results(plan: WorkflowPlan, t: PlannedTask) -> dict[str, int | str]:
+    """Upstream tasks of ``t`` that are mapped -> their literal item count or their ``<id>__items`` task."""
+    out: dict[str, int | str] = {}
+    for up in t.upstream:
+        src = plan.task(up).for_each
+        if src is not None:
+            out[up] = len(src.items) if src.items is not None else up + ITEMS_SUFFIX
+    return out
+
+
+def operator_spec(t: PlannedTask, settings: IflowSettings, plan: WorkflowPlan | None = None
+                  ) -> tuple[type[BaseOperator], dict[str, Any]]:
+    """(operator class, its keyword arguments) for one planned task's action."""
     from iflow_airflow import operators as ops
 
     common = _common_kwargs(t)
     results = dict(result_tasks=list(t.upstream) if t.persist_result else [], persist_result=t.persist_result)
+    if plan is not None and t.persist_result:
+        results["mapped_results"] = mapped_results(plan, t)
     a = t.action
     if isinstance(a, CommandAction):
-        return ops.IflowCommandOperator(command=a.command, env=t.env, **results, **common)
+        return ops.IflowCommandOperator, dict(command=a.command, env=t.env, **results, **common)
     if isinstance(a, CallableAction):
-        return ops.IflowCallableOperator(target=a.target, args=list(a.args), kwargs=dict(a.kwargs), **results,
-                                         **common)
+        return ops.IflowCallableOperator, dict(target=a.target, args=list(a.args), kwargs=dict(a.kwargs), **results,
+                                               **common)
     if isinstance(a, PromptAction):
-        return ops.IflowAgentOperator(prompt=a.prompt, env=t.env, **results, **common)
+        return ops.IflowAgentOperator, dict(prompt=a.prompt, env=t.env, **results, **common)
     if isinstance(a, WaitAction):
-        return ops.IflowWaitOperator(file=a.file, url=a.url, until=a.until, workflow=a.workflow, task=a.task,
-                                     timeout_seconds=t.wait_timeout, poke_interval=a.poke_interval,
-                                     deferrable=t.deferrable, **common)
+        return ops.IflowWaitOperator, dict(file=a.file, url=a.url, until=a.until, workflow=a.workflow, task=a.task,
+                                           timeout_seconds=t.wait_timeout, poke_interval=a.poke_interval,
+                                           deferrable=t.deferrable, **common)
+    if isinstance(a, RunWorkflowAction):
+        return ops.IflowRunWorkflowOperator, dict(workflow=a.workflow, iflow_params=dict(a.params),
+                                                  poke_interval=a.poke_interval, deferrable=t.deferrable, **results,
+                                                  **common)
     if isinstance(a, OperatorAction):
-        cls = ops.kinds.load_custom_operator(a.name, settings)
-        return cls(**a.kwargs, **common)
+        return ops.kinds.load_custom_operator(a.name, settings), dict(a.kwargs, **common)
     assert isinstance(a, CheckpointAction)
-    return ops.IflowCheckpointOperator(**common)
+    return ops.IflowCheckpointOperator, common
+
+
+def make_operator(t: PlannedTask, settings: IflowSettings, plan: WorkflowPlan | None = None) -> BaseOperator:
+    """The operator that runs one planned task's action (not mapped: see ``build_task``)."""
+    cls, kwargs = operator_spec(t, settings, plan)
+    return cls(**kwargs)
+
+
+def _items_task(t: PlannedTask, group: Any) -> BaseOperator:
+    """The ``<id>__items`` task that reads a ``{param}``/``{result}`` list at run time (operators/items.py)."""
+    from iflow_airflow.operators.items import IflowItemsOperator
+
+    ref = t.for_each.ref  # type: ignore[union-attr]
+    assert ref is not None
+    extra = {"queue": t.queue} if t.queue else {}
+    return IflowItemsOperator(
+        task_id=t.local_id + ITEMS_SUFFIX, mapped_task=t.task_id, task_group=group,
+        param=ref.name if ref.source == "param" else None, result=ref.name if ref.source == "result" else None,
+        priority_weight=t.priority_weight, weight_rule="absolute", trigger_rule=t.trigger_rule,
+        doc=f"reads the for_each items of {t.task_id}", **extra)
+
+
+def build_task(plan: WorkflowPlan, t: PlannedTask, settings: IflowSettings, group: Any
+               ) -> tuple[Any, BaseOperator | None]:
+    """(task, its items task or None): a plain operator, or one mapped over ``for_each`` (SPEC §6)."""
+    cls, kwargs = operator_spec(t, settings, plan)
+    kwargs["task_id"], kwargs["task_group"] = t.local_id, group
+    if t.for_each is None:
+        return cls(**kwargs), None
+    if t.max_parallel:
+        kwargs["max_active_tis_per_dagrun"] = t.max_parallel
+    if t.for_each.items is not None:
+        return cls.partial(**kwargs).expand(iflow_item=list(t.for_each.items)), None
+    items = _items_task(t, group)
+    return cls.partial(**kwargs).expand(iflow_item=items.output), items
 
 
 def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
@@ -136,10 +188,26 @@ def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
         render_template_as_native_obj=False,
     )
     with dag:
-        built: dict[str, BaseOperator] = {}
+        groups = _task_groups(plan)
+        built: dict[str, Any] = {}
         for t in plan.tasks:
-            op = make_operator(t, settings)
+            op, items = build_task(plan, t, settings, groups[t.group[-1]] if t.group else None)
             for up in t.upstream:
-                built[up] >> op
+                built[up] >> (items or op)
+                if items is not None:
+                    built[up] >> op  # the task's own trigger rule still sees its upstream tasks
+            if items is not None:
+                items >> op
             built[t.task_id] = op
     return dag
+
+
+def _task_groups(plan: WorkflowPlan) -> dict[str, Any]:
+    """One Airflow TaskGroup per planned group, nested as planned (outer groups come first)."""
+    from airflow.sdk import TaskGroup
+
+    made: dict[str, Any] = {}
+    for g in plan.groups:
+        made[g.group_id] = TaskGroup(group_id=g.local_id, tooltip=g.description or "",
+                                     parent_group=made[g.parent] if g.parent else None)
+    return made
