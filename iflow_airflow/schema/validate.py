@@ -16,7 +16,7 @@ Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
 _MODEL_NAMES = {
     obj.__name__ for obj in vars(models).values() if isinstance(obj, type) and issubclass(obj, BaseModel)
 }
-_SCALAR_TAGS = {"str", "int", "float", "bool", "none", "date", "datetime", "literal"}
+_SCALAR_TAGS = {"str", "int", "float", "bool", "none", "date", "datetime", "literal", "list[any]"}
 
 
 def _unwrap(tp: Any) -> list[Any]:
