@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 from iflow_airflow.plan import describe, queues
-from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
+from iflow_airflow.compiler import (
+    Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
+)
 from iflow_airflow.schema.models import json_schema
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
@@ -43,7 +45,9 @@ def _context(singles: list[Compiled], roots: set[Path], settings: IflowSettings)
     if not any(t.action.kind == "run_workflow" for c in singles if c.plan for t in c.plan.tasks):
         return []
     given = {c.path.resolve() for c in singles}
-    return [c for root in sorted(roots) for c in compile_folder(root, settings) if c.path.resolve() not in given]
+    others = [p for root in sorted(roots) for p in iter_yaml_files(root) if p.resolve() not in given]
+    compiled = (compile_file(p, root=find_root(p), settings=settings) for p in others)
+    return [c for c in compiled if c is not None]  # not checked across files: their own problems are not ours
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
