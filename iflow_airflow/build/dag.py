@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetAny, BaseOperator, Param
 
+from iflow_airflow.plan import describe
 from iflow_airflow.plan.fanout import ITEMS_SUFFIX
 from iflow_airflow.plan.ir import (
     CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, RunWorkflowAction,
@@ -56,6 +57,9 @@ def doc_md(plan: WorkflowPlan) -> str:
         "| task | priority | weight | pool | queue | retries | timeout s | action |\n|---|---|---|---|---|---|---|---|\n"
         + rows,
     ]
+    decomposition = "\n".join(f"- {line}" for line in describe.decomposition(plan))
+    if decomposition:
+        parts.append("**Groups, fan-out and sub-workflows**:\n" + decomposition)
     if conflicts:
         parts.append("**Resource conflicts** (resolved by priority):\n" + conflicts)
     parts.append(f"**Source** (`{plan.source_path}`):\n\n{fence}yaml\n{plan.source_text.rstrip()}\n{fence}")

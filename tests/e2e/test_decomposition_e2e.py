@@ -4,7 +4,8 @@
   start in priority order across the workflows (every item keeps its band);
 * ``max_parallel`` holds: never more items of one run at once;
 * ``run_workflow`` triggers the child with the right params, its result is
-  the child's run id, and a failing child fails the parent's task.
+  the child's run id, and a failing child fails the parent's task; under
+  ``asynchronous`` the wait is deferred (the triggerer runs in this deployment).
 
 One deployment serves all three (the machine is shared), under ``nice``.
 """
@@ -60,6 +61,20 @@ workflow:
   tasks:
     - {id: deploy, run_workflow: child, params: {fail: "yes"}}
 """,
+    "parent_async.yaml": """\
+coordination: {sync_mode: asynchronous}
+workflow:
+  name: parent_async
+  tasks:
+    - {id: deploy, run_workflow: child_slow, params: {seconds: 20}}
+""",
+    "child_slow.yaml": """\
+workflow:
+  name: child_slow
+  params: {seconds: 1}
+  tasks:
+    - {id: work, command: 'sleep "$IFLOW_PARAM_seconds"'}
+""",
     "child.yaml": """\
 workflow:
   name: child
@@ -104,15 +119,19 @@ def test_fan_out_resources_max_parallel_and_sub_workflows(airflow_deployment, tm
     (dags / "iflow.defaults.yaml").write_text(DEFAULTS)
     for name, text in FILES.items():
         (dags / name).write_text(text)
-    af = airflow_deployment(dags)
+    af = airflow_deployment(dags, components=("dag-processor", "scheduler", "api-server", "triggerer"))
     client = af.client
-    for dag_id in ("fan_low", "fan_high", "capped", "parent", "parent_fail", "child"):
+    for dag_id in ("fan_low", "fan_high", "capped", "parent", "parent_fail", "child", "parent_async", "child_slow"):
         client.wait_for_dag(dag_id, timeout=240)
     client.wait_until(lambda: client.pools().get("iflow_lock") == 1, timeout=60, what="pool iflow_lock")
 
     runs = {d: client.trigger(d) for d in ("fan_low", "fan_high", "capped")}
     parent = client.trigger("parent", conf={"region": "us"})
     parent_fail = client.trigger("parent_fail")
+    parent_async = client.trigger("parent_async")
+    # while the 20 s child runs, the parent's task waits deferred: no worker slot held
+    client.wait_until(lambda: any(t["state"] == "deferred" for t in client.task_instances("parent_async", parent_async)),
+                      timeout=300, what="parent_async.deploy deferred")
     for dag_id, run in runs.items():
         assert client.wait_for_run(dag_id, run, timeout=600) == "success"
 
@@ -142,3 +161,8 @@ def test_fan_out_resources_max_parallel_and_sub_workflows(airflow_deployment, tm
     assert client.dag_run("child", failed_child)["state"] == "failed"
     [deploy] = client.task_instances("parent_fail", parent_fail)
     assert deploy["state"] == "failed"
+
+    assert client.wait_for_run("parent_async", parent_async, timeout=600) == "success"
+    slow = client.result("parent_async", parent_async, "deploy")
+    assert client.dag_run("child_slow", slow)["conf"] == {"seconds": 20}
+    assert client.dag_run("child_slow", slow)["state"] == "success"
