@@ -160,3 +160,33 @@ def test_one_tie_break_rule_for_plan_weights_and_extension_defaults(mode, rule):
 def test_the_critical_path_share_is_capped_below_the_band():
     assert extensions.tie_break(10**6, "advanced", 99) == 9_999 * 100 + 99 < 1_000_000
     assert extensions.critical_path_share(5, "basic") == 0
+
+
+# --- the decomposition passes (SPEC §6) -----------------------------------------------------
+
+def test_ids_flattens_groups_and_dependencies_see_through_them():
+    d = upto(flow("{id: g, tasks: [{id: a}, {id: b, dependencies: [a]}]}", "{id: c, dependencies: [g]}"),
+             passes.dependencies)
+    assert list(d.tasks) == ["g.a", "g.b", "c"] and list(d.groups) == ["g"]
+    assert d.groups["g"].members == ["g.a", "g.b"] and d.tasks["g.b"].group == ("g",)
+    assert d.tasks["g.b"].upstream == ["g.a"] and d.tasks["c"].upstream == ["g.a", "g.b"]
+
+
+def test_group_defaults_merge_outer_to_inner():
+    d = upto(flow("{id: o, priority: high, env: {A: '1'}, tasks: [{id: i, retries: 1, env: {B: '2'}, tasks: [{id: t}]}]}"),
+             passes.group_defaults)
+    assert d.groups["o.i"].defaults == {"priority": "high", "env": {"A": "1", "B": "2"}, "retries": 1}
+
+
+def test_for_each_resolves_its_source_and_checks_it():
+    d = upto(flow("{id: s, command: x}", "{id: m, dependencies: [s], for_each: {result: s}, command: y}",
+                  "{id: n, for_each: {result: s}, command: y}"), passes.for_each)
+    assert d.tasks["m"].items.ref == passes.fanout.RunRef("result", "s")
+    assert codes(d) == {("workflow.tasks[2].for_each.result", 6, "result_not_upstream")}
+
+
+def test_sub_workflows_resolve_params_and_refuse_to_run_themselves():
+    d = upto(flow("{id: r, run_workflow: other, params: {a: 1, b: {param: p}}}", "{id: s, run_workflow: wf}",
+                  head="").replace("name: wf", "name: wf\n  params: {p: 0}"), passes.sub_workflows)
+    assert d.tasks["r"].action.params == {"a": 1, "b": passes.fanout.RunRef("param", "p")}
+    assert codes(d) == {("workflow.tasks[1].run_workflow", 6, "workflow_cycle")}
