@@ -178,3 +178,15 @@ def test_decomposition_plans_survive_the_plan_cache(tmp_path, front):
     key = "k" * 64
     assert cache.put(key, plan) is True  # every new IR class may be unpickled (cache.py's allow-list)
     assert cache.get(key) == plan
+
+
+def test_iflow_page_progress_counts_mapped_items():
+    """The /iflow page's progress (runtime/figures.py) counts every item of a mapped task."""
+    from iflow_airflow.runtime import figures as fig
+
+    run = fig.RunRow("fan", "r1", "running", None, None)
+    rows = [fig.TaskRow("fan", "r1", "list", "success", None, None, None, 1, None, 1, 1)]
+    rows += [fig.TaskRow("fan", "r1", "each", state, None, None, None, 1, None, 1, 1, None, i)
+             for i, state in enumerate(("success", "success", "running"))]
+    progress = fig.run_progress(run, rows, total_tasks=3)  # plan: list, each, merge
+    assert (progress["done"], progress["total"], progress["running"]) == (3, 4, 1)
