@@ -91,25 +91,22 @@ def _common_kwargs(t: PlannedTask) -> dict[str, Any]:
     return kwargs
 
 
-def mapped_results(plan: WorkflowPlan, t: PlannedTask) -> dict[str, int | str]:
-    """Upstream tasks of ``t`` that are mapped -> their literal item count or their ``<id>__items`` task."""
-    out: dict[str, int | str] = {}
-    for up in t.upstream:
-        src = plan.task(up).for_each
-        if src is not None:
-            out[up] = len(src.items) if src.items is not None else up + ITEMS_SUFFIX
-    return out
+def mapped_sources(plan: WorkflowPlan) -> dict[str, int | str]:
+    """Every mapped task of the plan -> its literal item count or its ``<id>__items`` task (once per DAG)."""
+    return {t.task_id: len(t.for_each.items) if t.for_each.items is not None else t.task_id + ITEMS_SUFFIX
+            for t in plan.tasks if t.for_each is not None}
 
 
-def operator_spec(t: PlannedTask, settings: IflowSettings, plan: WorkflowPlan | None = None
+def operator_spec(t: PlannedTask, settings: IflowSettings, mapped: dict[str, int | str] | None = None
                   ) -> tuple[type[BaseOperator], dict[str, Any]]:
-    """(operator class, its keyword arguments) for one planned task's action."""
+    """(operator class, its keyword arguments) for one planned task's action; ``mapped``: mapped_sources."""
     from iflow_airflow import operators as ops
 
     common = _common_kwargs(t)
     results = dict(result_tasks=list(t.upstream) if t.persist_result else [], persist_result=t.persist_result)
-    if plan is not None and t.persist_result:
-        results["mapped_results"] = mapped_results(plan, t)
+    ups = {u: mapped[u] for u in t.upstream if u in mapped} if mapped and t.persist_result else None
+    if ups:
+        results["mapped_results"] = ups
     a = t.action
     if isinstance(a, CommandAction):
         return ops.IflowCommandOperator, dict(command=a.command, env=t.env, **results, **common)
@@ -132,9 +129,9 @@ def operator_spec(t: PlannedTask, settings: IflowSettings, plan: WorkflowPlan | 
     return ops.IflowCheckpointOperator, common
 
 
-def make_operator(t: PlannedTask, settings: IflowSettings, plan: WorkflowPlan | None = None) -> BaseOperator:
+def make_operator(t: PlannedTask, settings: IflowSettings) -> BaseOperator:
     """The operator that runs one planned task's action (not mapped: see ``build_task``)."""
-    cls, kwargs = operator_spec(t, settings, plan)
+    cls, kwargs = operator_spec(t, settings)
     return cls(**kwargs)
 
 
@@ -152,10 +149,10 @@ def _items_task(t: PlannedTask, group: Any) -> BaseOperator:
         doc=f"reads the for_each items of {t.task_id}", **extra)
 
 
-def build_task(plan: WorkflowPlan, t: PlannedTask, settings: IflowSettings, group: Any
+def build_task(t: PlannedTask, settings: IflowSettings, group: Any, mapped: dict[str, int | str]
                ) -> tuple[Any, BaseOperator | None]:
     """(task, its items task or None): a plain operator, or one mapped over ``for_each`` (SPEC §6)."""
-    cls, kwargs = operator_spec(t, settings, plan)
+    cls, kwargs = operator_spec(t, settings, mapped)
     kwargs["task_id"], kwargs["task_group"] = t.local_id, group
     if t.for_each is None:
         return cls(**kwargs), None
@@ -192,10 +189,10 @@ def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
         render_template_as_native_obj=False,
     )
     with dag:
-        groups = _task_groups(plan)
+        groups, mapped = _task_groups(plan), mapped_sources(plan)
         built: dict[str, Any] = {}
         for t in plan.tasks:
-            op, items = build_task(plan, t, settings, groups[t.group[-1]] if t.group else None)
+            op, items = build_task(t, settings, groups[t.group[-1]] if t.group else None, mapped)
             for up in t.upstream:
                 built[up] >> (items or op)
                 if items is not None:
