@@ -203,6 +203,7 @@ def test_param_items_and_an_empty_list_skips_with_a_log_line(runs):
     empty = _run(runs, "fan_param", 1)
     assert empty["tasks"]["each"]["state"] == "skipped", empty["tasks"]
     assert empty["tasks"]["each__items"]["state"] == "success"
+    assert empty["tasks"]["count"]["state"] == "success" and as_json(empty["xcom"]["count"]) == []  # none_failed
     assert "run parameter 'regions' is an empty list, so each is skipped" in runs["output"]
 
 
