@@ -313,11 +313,35 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
     return compiled
 
 
-def check_across_files(results: list[Compiled], ledger: NameLedger | None = None) -> None:
-    """Cross-file rules, reported on every file involved: resource sizes and workflow names.
+def _workflow_links(names: dict[str, list[Compiled]], extra: dict[int, list[Problem]], lose_dag: set[int],
+                    context: Iterable[Compiled] = ()) -> None:
+    """``run_workflow`` names, params and cycles across the folder (plan/links.py), added to ``extra``.
+
+    ``context``: more compiled files whose workflows may be named (``validate`` of single files).
+    """
+    from iflow_airflow.plan import links
+
+    plans = {c.plan.dag_id: c.plan for c in context if c.plan is not None}
+    plans.update({dag_id: owners[0].plan for dag_id, owners in names.items() if owners[0].plan is not None})
+    if not any(isinstance(t.action, links.RunWorkflowAction) for p in plans.values() for t in p.tasks):
+        return
+    for lp in links.check(plans):
+        owners = names.get(lp.dag_id)
+        if not owners:
+            continue  # a context file: reported when it is checked itself
+        c = owners[0]
+        extra.setdefault(id(c), []).append(Problem(c.display, lp.message, lp.path, None, None, lp.expected, lp.code))
+        if lp.drops_dag:
+            lose_dag.add(id(c))
+
+
+def check_across_files(results: list[Compiled], ledger: NameLedger | None = None,
+                       context: Iterable[Compiled] = ()) -> None:
+    """Cross-file rules, reported on every file involved: resource sizes, workflow names, ``run_workflow`` links.
 
     A workflow whose name another file already owns gets no DAG; the owner is the
-    file that had it before (``source.name_owners``: the ledger, else the oldest file). Files that
+    file that had it before (``source.name_owners``: the ledger, else the oldest file).
+    The workflows of a ``run_workflow`` cycle get no DAG either (plan/links.py). Files that
     give one resource different sizes keep their DAGs (a new file must not take
     running workflows down); the conflict is an error on every file involved,
     and the pool takes the smallest declared size until they agree
@@ -358,6 +382,7 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
                 c.display, f"workflow name {dag_id!r} is already used by {owner.display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
     ledger.save(kept)
+    _workflow_links(names, extra, lose_dag, context)
     for r in results:
         if id(r) in extra:
             assert r.plan is not None

@@ -8,6 +8,7 @@ be right. A file's problems are collected and raised together, never one by one.
 from __future__ import annotations
 
 import re
+import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -41,6 +42,22 @@ def format_path(path: Sequence[PathPart]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return printable(out) or "(top level)"
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The one choice that looks most like ``word`` (difflib ratio >= 0.6), or None.
+
+    The single "did you mean" rule of every error message: a typo of a key, an
+    id, a resource, a time zone or an extension name is answered the same way.
+    """
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def did_you_mean(word: str, choices: Iterable[str], otherwise: str) -> str:
+    """``"did you mean 'x'?"`` for the closest choice, else ``otherwise`` (what would be right)."""
+    near = closest(word, choices)
+    return f"did you mean {near!r}?" if near else otherwise
 
 
 @dataclass(frozen=True)

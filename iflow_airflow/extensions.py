@@ -154,19 +154,38 @@ class WorkflowMonitor:
         """Handle one event; exceptions are logged and ignored."""
 
 
+#: Modes in which the longer critical path wins ties within a level (SPEC §3).
+CRITICAL_PATH_MODES = ("intelligent", "advanced")
+
+
+def critical_path_share(critical_path: int, mode: str) -> int:
+    """The mode's part of a tie-break: critical path (capped) x 100 under intelligent/advanced, else 0."""
+    if mode in CRITICAL_PATH_MODES:
+        return min(critical_path, CRITICAL_PATH_CAP) * RANDOM_BUCKETS
+    return 0
+
+
+def tie_break(critical_path: int, mode: str, vote: int = 0) -> int:
+    """THE built-in tie-break rule: the mode's critical-path share plus the resolver's vote (0..99).
+
+    Every built-in weight is ``level * 1,000,000 + tie_break(...)``; the cap on
+    the critical path keeps it below 1,000,000, so the level band always holds.
+    """
+    within = critical_path_share(critical_path, mode) + int(vote)
+    assert 0 <= within <= TIE_BREAK_MAX
+    return within
+
+
 def default_tie_break(task: TaskInfo, context: PlanContext) -> int:
-    """The built-in tie-break: critical path x 100 (intelligent/advanced) + the resolver's vote."""
-    within = 0
-    if context.mode in ("intelligent", "advanced"):
-        within += min(task.critical_path, CRITICAL_PATH_CAP) * RANDOM_BUCKETS
-    return within + int(context.resolver_bonus.get(task.task_id, 0))
+    """The built-in tie-break of one task: :func:`tie_break` with the resolver's vote from the context."""
+    return tie_break(task.critical_path, context.mode, context.resolver_bonus.get(task.task_id, 0))
 
 
 def tie_groups(tasks: Sequence[TaskInfo], mode: str) -> list[list[TaskInfo]]:
     """Tasks that tie before conflict resolution: same level (and critical path, intelligent/advanced)."""
     groups: dict[tuple[int, int], list[TaskInfo]] = {}
     for t in tasks:
-        key = (t.level, t.critical_path if mode in ("intelligent", "advanced") else 0)
+        key = (t.level, critical_path_share(t.critical_path, mode))
         groups.setdefault(key, []).append(t)
     return list(groups.values())
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetAny, BaseOperator, Param
 
+from iflow_airflow.plan import describe
+from iflow_airflow.plan.fanout import ITEMS_SUFFIX
 from iflow_airflow.plan.ir import (
-    CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, Schedule,
-    WaitAction, WorkflowPlan,
+    CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, RunWorkflowAction,
+    Schedule, WaitAction, WorkflowPlan,
 )
 from iflow_airflow.build import registry
 from iflow_airflow.errors import plural
@@ -66,6 +68,9 @@ def doc_md(plan: WorkflowPlan) -> str:
         f"mode `{plan.settings.mode}`, sync `{plan.settings.sync_mode}`.",
         _plan_rows(plan),
     ]
+    decomposition = "\n".join(f"- {line}" for line in describe.decomposition(plan))
+    if decomposition:
+        parts.append("**Groups, fan-out and sub-workflows**:\n" + decomposition)
     if conflicts:
         parts.append("**Resource conflicts** (resolved by priority):\n" + conflicts)
     parts.append(f"**Source** (`{plan.source_path}`):\n\n{fence}yaml\n{plan.source_text.rstrip()}\n{fence}")
@@ -97,29 +102,77 @@ def _common_kwargs(t: PlannedTask) -> dict[str, Any]:
     return kwargs
 
 
-def make_operator(t: PlannedTask, settings: IflowSettings) -> BaseOperator:
-    """The operator that runs one planned task's action."""
+def mapped_sources(plan: WorkflowPlan) -> dict[str, int | str]:
+    """Every mapped task of the plan -> its literal item count or its ``<id>__items`` task (once per DAG)."""
+    return {t.task_id: len(t.for_each.items) if t.for_each.items is not None else t.task_id + ITEMS_SUFFIX
+            for t in plan.tasks if t.for_each is not None}
+
+
+def operator_spec(t: PlannedTask, settings: IflowSettings, mapped: dict[str, int | str] | None = None
+                  ) -> tuple[type[BaseOperator], dict[str, Any]]:
+    """(operator class, its keyword arguments) for one planned task's action; ``mapped``: mapped_sources."""
     from iflow_airflow import operators as ops
 
     common = _common_kwargs(t)
     results = dict(result_tasks=list(t.upstream) if t.persist_result else [], persist_result=t.persist_result)
+    ups = {u: mapped[u] for u in t.upstream if u in mapped} if mapped and t.persist_result else None
+    if ups:
+        results["mapped_results"] = ups
     a = t.action
     if isinstance(a, CommandAction):
-        return ops.IflowCommandOperator(command=a.command, env=t.env, **results, **common)
+        return ops.IflowCommandOperator, dict(command=a.command, env=t.env, **results, **common)
     if isinstance(a, CallableAction):
-        return ops.IflowCallableOperator(target=a.target, args=list(a.args), kwargs=dict(a.kwargs), **results,
-                                         **common)
+        return ops.IflowCallableOperator, dict(target=a.target, args=list(a.args), kwargs=dict(a.kwargs), **results,
+                                               **common)
     if isinstance(a, PromptAction):
-        return ops.IflowAgentOperator(prompt=a.prompt, env=t.env, **results, **common)
+        return ops.IflowAgentOperator, dict(prompt=a.prompt, env=t.env, **results, **common)
     if isinstance(a, WaitAction):
-        return ops.IflowWaitOperator(file=a.file, url=a.url, until=a.until, workflow=a.workflow, task=a.task,
-                                     timeout_seconds=t.wait_timeout, poke_interval=a.poke_interval,
-                                     deferrable=t.deferrable, **common)
+        return ops.IflowWaitOperator, dict(file=a.file, url=a.url, until=a.until, workflow=a.workflow, task=a.task,
+                                           timeout_seconds=t.wait_timeout, poke_interval=a.poke_interval,
+                                           deferrable=t.deferrable, **common)
+    if isinstance(a, RunWorkflowAction):
+        return ops.IflowRunWorkflowOperator, dict(workflow=a.workflow, iflow_params=dict(a.params),
+                                                  poke_interval=a.poke_interval, deferrable=t.deferrable, **results,
+                                                  **common)
     if isinstance(a, OperatorAction):
-        cls = ops.kinds.load_custom_operator(a.name, settings)
-        return cls(**a.kwargs, **common)
+        return ops.kinds.load_custom_operator(a.name, settings), dict(a.kwargs, **common)
     assert isinstance(a, CheckpointAction)
-    return ops.IflowCheckpointOperator(**common)
+    return ops.IflowCheckpointOperator, common
+
+
+def make_operator(t: PlannedTask, settings: IflowSettings) -> BaseOperator:
+    """The operator that runs one planned task's action (not mapped: see ``build_task``)."""
+    cls, kwargs = operator_spec(t, settings)
+    return cls(**kwargs)
+
+
+def _items_task(t: PlannedTask, group: Any) -> BaseOperator:
+    """The ``<id>__items`` task that reads a ``{param}``/``{result}`` list at run time (operators/items.py)."""
+    from iflow_airflow.operators.items import IflowItemsOperator
+
+    ref = t.for_each.ref  # type: ignore[union-attr]
+    assert ref is not None
+    extra = {"queue": t.queue} if t.queue else {}
+    return IflowItemsOperator(
+        task_id=t.local_id + ITEMS_SUFFIX, mapped_task=t.task_id, task_group=group,
+        param=ref.name if ref.source == "param" else None, result=ref.name if ref.source == "result" else None,
+        priority_weight=t.priority_weight, weight_rule="absolute", trigger_rule=t.trigger_rule,
+        doc=f"reads the for_each items of {t.task_id}", **extra)
+
+
+def build_task(t: PlannedTask, settings: IflowSettings, group: Any, mapped: dict[str, int | str]
+               ) -> tuple[Any, BaseOperator | None]:
+    """(task, its items task or None): a plain operator, or one mapped over ``for_each`` (SPEC §6)."""
+    cls, kwargs = operator_spec(t, settings, mapped)
+    kwargs["task_id"], kwargs["task_group"] = t.local_id, group
+    if t.for_each is None:
+        return cls(**kwargs), None
+    if t.max_parallel:
+        kwargs["max_active_tis_per_dagrun"] = t.max_parallel
+    if t.for_each.items is not None:
+        return cls.partial(**kwargs).expand(iflow_item=list(t.for_each.items)), None
+    items = _items_task(t, group)
+    return cls.partial(**kwargs).expand(iflow_item=items.output), items
 
 
 def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
@@ -150,10 +203,26 @@ def build_dag(plan: WorkflowPlan, settings: IflowSettings | None = None) -> DAG:
         auto_register=False,
     )
     with dag:
-        built: dict[str, BaseOperator] = {}
+        groups, mapped = _task_groups(plan), mapped_sources(plan)
+        built: dict[str, Any] = {}
         for t in plan.tasks:
-            op = make_operator(t, settings)
+            op, items = build_task(t, settings, groups[t.group[-1]] if t.group else None, mapped)
             for up in t.upstream:
-                built[up] >> op
+                built[up] >> (items or op)
+                if items is not None:
+                    built[up] >> op  # the task's own trigger rule still sees its upstream tasks
+            if items is not None:
+                items >> op
             built[t.task_id] = op
     return dag
+
+
+def _task_groups(plan: WorkflowPlan) -> dict[str, Any]:
+    """One Airflow TaskGroup per planned group, nested as planned (outer groups come first)."""
+    from airflow.sdk import TaskGroup
+
+    made: dict[str, Any] = {}
+    for g in plan.groups:
+        made[g.group_id] = TaskGroup(group_id=g.local_id, tooltip=g.description or "",
+                                     parent_group=made[g.parent] if g.parent else None)
+    return made

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from iflow_airflow.build import last_good
+from iflow_airflow.source.name_owners import NameLedger
 from iflow_airflow.compiler import (
     Compiled, DefaultsChain, check_across_files, compile_file, compile_source, iter_yaml_files,
 )
@@ -159,7 +160,7 @@ def load_folder(root: Path, settings: IflowSettings, *, cache: Any = None,
     """Every iflow file under ``root``: its DAG (its own, or its last good version) and its error, if any."""
     shared = SharedParse()
     listed, results = _compile_all(root, settings, cache, shared)
-    check_across_files(results)
+    check_across_files(results, NameLedger(getattr(cache, "folder", None), root))  # the owner of a name keeps it (D14)
     results += _lost_workflow(store, root, results, listed)
     outcomes = [_build_healthy(c, settings, store, shared) if c.plan is not None else Outcome(c) for c in results]
     taken = {o.dag.dag_id for o in outcomes if o.dag is not None}

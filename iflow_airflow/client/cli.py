@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from iflow_airflow.plan import queues
-from iflow_airflow.compiler import Compiled, DefaultsChain, check_across_files, compile_file, compile_folder
+from iflow_airflow.plan import describe, queues
+from iflow_airflow.compiler import (
+    Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
+)
 from iflow_airflow.schema.models import json_schema
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.compiler import (
@@ -59,6 +61,17 @@ def _files(path: Path, settings: IflowSettings) -> list[tuple[Path, Path, Defaul
     return [(path, root, DefaultsChain(root, settings), True)]
 
 
+def _context(singles: list[Compiled], roots: dict[Path, IflowSettings]) -> list[Compiled]:
+    """The other files of the folders of single files given to ``validate``, when one of them has a
+    ``run_workflow`` (the workflows it names live there)."""
+    if not any(t.action.kind == "run_workflow" for c in singles if c.plan for t in c.plan.tasks):
+        return []
+    given = {c.path.resolve() for c in singles}
+    others = [(p, s) for root, s in sorted(roots.items()) for p in iter_yaml_files(root) if p.resolve() not in given]
+    compiled = (compile_file(p, root=find_root(p), settings=s) for p, s in others)
+    return [c for c in compiled if c is not None]  # not checked across files: their own problems are not ours
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Every problem of every file; each file compiled (and, if large, built) under the loader's budget (D10).
 
@@ -66,6 +79,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """
     results: list[Compiled] = []
     warnings: dict[int, list[str]] = {}
+    singles: list[Compiled] = []
+    roots: dict[Path, IflowSettings] = {}
     for raw in args.paths:
         path = Path(raw)
         if not path.exists():
@@ -77,7 +92,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if c is not None:
                 results.append(c)
                 warnings[id(c)] = near
-    check_across_files(results)
+                if explicit:
+                    singles.append(c)
+                    roots[root] = settings
+    check_across_files(results, context=_context(singles, roots))
     for c in results:
         for line in warnings.get(id(c), []):
             print(f"  {line}")
@@ -120,6 +138,9 @@ def render_plan(plan: WorkflowPlan) -> str:
                      f"{t.retry_delay:g}s{' exp' if t.exponential_backoff else ''}",
                      f"{t.timeout:g}s" if t.timeout else "-", t.action.kind, ",".join(t.upstream) or "-"])
     out.append(_table(rows))
+    decomposition = describe.decomposition(plan)
+    if decomposition:
+        out += ["", "decomposition:", *(f"  {line}" for line in decomposition)]
     if plan.resources:
         out += ["", "resources:"]
         for r in plan.resources.values():

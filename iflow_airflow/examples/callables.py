@@ -44,3 +44,8 @@ class Text:
     @staticmethod
     def upper(text: str) -> str:
         return text.upper()
+
+
+def tag_item(prefix: str = "item", iflow_item: Any = None) -> dict[str, Any]:
+    """``{"tag": "<prefix>:<item>"}`` for one item of a ``for_each`` task (the ``iflow_item`` keyword)."""
+    return {"tag": f"{prefix}:{iflow_item}"}

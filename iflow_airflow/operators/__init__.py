@@ -15,6 +15,8 @@ _EXPORTS: dict[str, str] = {
     "IflowAgentOperator": "agent",
     "IflowCheckpointOperator": "checkpoint",
     "IflowWaitOperator": "wait",
+    "IflowItemsOperator": "items",
+    "IflowRunWorkflowOperator": "run_workflow",
     "resolve_callable": "iflow_airflow.allowlist",
     "check_callable_target": "iflow_airflow.allowlist",
     "split_target": "iflow_airflow.allowlist",
@@ -30,7 +32,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 _SUBMODULES = frozenset(
-    {"agent", "callable", "checkpoint", "command", "kinds", "process", "run_env", "wait"}
+    {"agent", "callable", "checkpoint", "command", "items", "kinds", "process", "run_env", "run_workflow", "wait"}
 )
 
 __all__ = sorted(_EXPORTS)
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
         resolve_callable,
         split_target,
     )
+    from iflow_airflow.operators.items import IflowItemsOperator
+    from iflow_airflow.operators.run_workflow import IflowRunWorkflowOperator
     from iflow_airflow.operators.wait import IflowWaitOperator
 
 

@@ -45,9 +45,15 @@ class IflowResultOperator(BaseOperator):
     template_fields: Sequence[str] = ()
     template_ext: Sequence[str] = ()
 
-    def _keep_results(self, result_tasks: Sequence[str], persist_result: bool) -> None:
+    def _keep_results(self, result_tasks: Sequence[str], persist_result: bool, iflow_item: Any = None,
+                      mapped_results: Mapping[str, int | str] | None = None) -> None:
+        """``iflow_item``: this instance's item when the task is mapped (``for_each``, set by
+        ``expand``); ``mapped_results``: upstream tasks with ``for_each`` -> their item count or
+        ``<id>__items`` task (their results are lists)."""
         self.result_tasks = tuple(result_tasks)
         self.persist_result = persist_result
+        self.iflow_item = iflow_item
+        self.mapped_results = dict(mapped_results or {})
 
 
 class IflowProcessOperator(IflowResultOperator):
@@ -57,8 +63,9 @@ class IflowProcessOperator(IflowResultOperator):
     _child: ChildProcess | None = None
 
     def _keep_process(self, env: Mapping[str, str] | None, cwd: str | None, result_tasks: Sequence[str],
-                      persist_result: bool) -> None:
-        self._keep_results(result_tasks, persist_result)
+                      persist_result: bool, iflow_item: Any = None,
+                      mapped_results: Mapping[str, int | str] | None = None) -> None:
+        self._keep_results(result_tasks, persist_result, iflow_item, mapped_results)
         self.env = dict(env or {})
         self.cwd = cwd
 
@@ -67,7 +74,7 @@ class IflowProcessOperator(IflowResultOperator):
 
         ``OSError`` other than an oversized environment (e.g. a missing program) propagates.
         """
-        env = build_env(context, self.env, self.result_tasks)
+        env = build_env(context, self.env, self.result_tasks, item=self.iflow_item, mapped=self.mapped_results)
         require_dir(self.cwd, self.task_id)
         self._child = ChildProcess(self.log)
         try:

@@ -35,15 +35,16 @@ __all__ = [
 
 RESULTS_KWARG = "iflow_results"
 PARAMS_KWARG = "iflow_params"
+ITEM_KWARG = "iflow_item"
 
 
 def injectable(func: Callable[..., Any]) -> set[str]:
-    """Which of ``iflow_results`` / ``iflow_params`` ``func`` accepts (by name or via ``**kwargs``)."""
+    """Which of ``iflow_results`` / ``iflow_params`` / ``iflow_item`` ``func`` accepts (by name or ``**kwargs``)."""
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):  # some builtins have no signature: inject nothing
         return set()
-    names = {RESULTS_KWARG, PARAMS_KWARG}
+    names = {RESULTS_KWARG, PARAMS_KWARG, ITEM_KWARG}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
         return names
     return {
@@ -59,7 +60,8 @@ class IflowCallableOperator(IflowResultOperator):
 
     If the function accepts ``iflow_results`` (or ``**kwargs``) it gets
     ``{upstream_task_id: result}`` for the tasks in ``result_tasks``; if it accepts
-    ``iflow_params`` it gets the run's params. Nothing is Jinja-rendered.
+    ``iflow_params`` it gets the run's params; a mapped instance (``for_each``) passes its item as
+    ``iflow_item`` when the function accepts it. Nothing is Jinja-rendered.
     A target outside the allowed modules fails the task without retrying.
     """
 
@@ -73,12 +75,14 @@ class IflowCallableOperator(IflowResultOperator):
         kwargs: Mapping[str, Any] | None = None,
         result_tasks: Sequence[str] = (),
         persist_result: bool = True,
+        iflow_item: Any = None,
+        mapped_results: Mapping[str, int | str] | None = None,
         **operator_kwargs: Any,
     ) -> None:
         super().__init__(**result_kwargs(operator_kwargs, persist_result))
-        self._keep_results(result_tasks, persist_result)
+        self._keep_results(result_tasks, persist_result, iflow_item, mapped_results)
         split_target(target)  # malformed targets fail at parse time
-        reserved = {RESULTS_KWARG, PARAMS_KWARG} & set(kwargs or {})
+        reserved = {RESULTS_KWARG, PARAMS_KWARG, ITEM_KWARG} & set(kwargs or {})
         if reserved:
             raise ValueError(
                 f"task {self.task_id!r}: kwargs may not set {sorted(reserved)}; they are filled in at run time"
@@ -96,9 +100,11 @@ class IflowCallableOperator(IflowResultOperator):
         kwargs = dict(self.call_kwargs)
         wanted = injectable(func)
         if RESULTS_KWARG in wanted:
-            kwargs[RESULTS_KWARG] = pull_results(context, self.result_tasks)
+            kwargs[RESULTS_KWARG] = pull_results(context, self.result_tasks, self.mapped_results)
         if PARAMS_KWARG in wanted:
             kwargs[PARAMS_KWARG] = run_params(context)
+        if ITEM_KWARG in wanted and getattr(context.get("ti"), "map_index", -1) >= 0:
+            kwargs[ITEM_KWARG] = self.iflow_item
         self.log.info("Calling %s", self.target)
         result = func(*self.call_args, **kwargs)
         self.log.info("Result of %s: %r", self.target, result)

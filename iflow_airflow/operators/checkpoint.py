@@ -18,11 +18,15 @@ class IflowCheckpointOperator(BaseOperator):
     template_fields: Sequence[str] = ()
     ui_color = "#ffffff"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, iflow_item: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("do_xcom_push", False)
         super().__init__(**kwargs)
+        self.iflow_item = iflow_item  # a mapped checkpoint (for_each) logs its item
 
     def execute(self, context: Any) -> None:
+        index = getattr(context.get("ti"), "map_index", -1)
+        if index is not None and index >= 0:
+            self.log.info("checkpoint %s, item %s: %r", self.task_id, index, self.iflow_item)
         rule = str(getattr(self.trigger_rule, "value", self.trigger_rule))
         if rule == "all_success":
             self.log.info("checkpoint %s reached (all upstream tasks succeeded)", self.task_id)

@@ -23,9 +23,10 @@ class IflowCommandOperator(IflowProcessOperator):
     ui_color = "#f0ede4"
 
     def __init__(self, *, command: str, env: Mapping[str, str] | None = None, cwd: str | None = None,
-                 result_tasks: Sequence[str] = (), persist_result: bool = True, **kwargs: Any) -> None:
+                 result_tasks: Sequence[str] = (), persist_result: bool = True, iflow_item: Any = None,
+                 mapped_results: Mapping[str, int | str] | None = None, **kwargs: Any) -> None:
         super().__init__(**result_kwargs(kwargs, persist_result))
-        self._keep_process(env, cwd, result_tasks, persist_result)
+        self._keep_process(env, cwd, result_tasks, persist_result, iflow_item, mapped_results)
         if not isinstance(command, str) or not command.strip():
             raise ValueError(f"task {self.task_id!r}: command must be a non-empty string")
         self.command = command

@@ -59,7 +59,7 @@ from iflow_airflow.plan.ir import CallableAction, OperatorAction, WorkflowPlan
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: class paths moved to the stage folders (plan.ir)
+FORMAT = 3  # 2: class paths moved to the stage folders (plan.ir); 3: groups, for_each, run_workflow
 MAGIC = b"IFLOWPLAN1\n"
 MAX_AGE_DAYS = 14
 TOUCH_AFTER_S = 24 * 3600

@@ -68,7 +68,34 @@ class CheckpointAction:
     kind: Literal["checkpoint"] = "checkpoint"
 
 
-Action = CommandAction | CallableAction | PromptAction | WaitAction | OperatorAction | CheckpointAction
+@dataclass(frozen=True)
+class RunRef:
+    """A value known at run time: this run's parameter ``name``, or upstream task ``name``'s result."""
+
+    source: Literal["param", "result"]
+    name: str
+
+
+@dataclass(frozen=True)
+class RunWorkflowAction:
+    """Trigger iflow workflow ``workflow`` with ``params`` (literals or ``RunRef``) and wait for it."""
+
+    workflow: str
+    params: dict[str, Any] = field(default_factory=dict)
+    poke_interval: float = 5.0
+    kind: Literal["run_workflow"] = "run_workflow"
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """``for_each``: a literal list (``items``), or a ``RunRef`` read when the run gets there."""
+
+    items: tuple[Any, ...] | None = None
+    ref: RunRef | None = None
+
+
+Action = (CommandAction | CallableAction | PromptAction | WaitAction | OperatorAction | CheckpointAction
+          | RunWorkflowAction)
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,28 @@ class PlannedTask:
     deferrable: bool
     wait_timeout: float  # communication_timeout, seconds
     line: int | None = None  # line of the task in the source file
+    group: tuple[str, ...] = ()  # full ids of the enclosing groups, outermost first ("build", "build.unit")
+    for_each: ItemSource | None = None  # mapped: one task instance per item
+    max_parallel: int | None = None  # items of one run at once (max_active_tis_per_dagrun)
+    path: tuple[str | int, ...] = ()  # key path of the task in the file (workflow.tasks[3].tasks[0])
+
+    @property
+    def local_id(self) -> str:
+        """The id inside its group (``compile`` of ``build.compile``): Airflow adds the group prefix."""
+        return self.task_id[len(self.group[-1]) + 1:] if self.group else self.task_id
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """A task with ``tasks:``: an Airflow TaskGroup (``group_id`` is the full, dotted id)."""
+
+    group_id: str
+    description: str | None = None
+    parent: str | None = None
+
+    @property
+    def local_id(self) -> str:
+        return self.group_id[len(self.parent) + 1:] if self.parent else self.group_id
 
 
 @dataclass(frozen=True)
@@ -178,6 +227,7 @@ class WorkflowPlan:
     conflicts: tuple[Conflict, ...]
     notes: tuple[str, ...] = ()  # informational findings, e.g. checkpoints
     monitors: tuple[str, ...] = ()  # workflow.monitors: registered monitor names (extensions.py)
+    groups: tuple[PlannedGroup, ...] = ()  # outer groups before inner ones
 
     def task(self, task_id: str) -> PlannedTask:
         for t in self.tasks:

@@ -19,6 +19,7 @@ from iflow_airflow.constants import (  # noqa: F401  (re-exported: the planner's
     PRIORITY_NAMES,
     RANDOM_BUCKETS,
 )
+from iflow_airflow.extensions import tie_break
 
 
 def level_of_name(name: str, levels: int) -> int:
@@ -41,13 +42,22 @@ def shuffle_rank(dag_id: str, task_id: str) -> int:
     return int.from_bytes(digest[:4], "big") % RANDOM_BUCKETS
 
 
+def builtin_vote(conflict_resolution: str, dag_id: str, task_id: str) -> int:
+    """A built-in resolution rule's vote (0..99): the seeded shuffle for ``random``, else 0.
+
+    ``timestamp`` and ``priority`` add nothing: Airflow already hands out slots
+    among equal weights in the order tasks were queued.
+    """
+    return shuffle_rank(dag_id, task_id) if conflict_resolution == "random" else 0
+
+
+def band(level: int, tie: int) -> int:
+    """The absolute weight of a task of ``level`` with tie-break ``tie`` (0..LEVEL_SPAN-1)."""
+    assert 0 <= tie < LEVEL_SPAN
+    return level * LEVEL_SPAN + tie
+
+
 def weight(level: int, *, critical_path: int, mode: str, conflict_resolution: str, dag_id: str,
            task_id: str) -> int:
-    """The absolute priority weight of one task."""
-    within = 0
-    if mode in ("intelligent", "advanced"):
-        within += min(critical_path, CRITICAL_PATH_CAP) * RANDOM_BUCKETS
-    if conflict_resolution == "random":
-        within += shuffle_rank(dag_id, task_id)
-    assert within < LEVEL_SPAN
-    return level * LEVEL_SPAN + within
+    """The absolute priority weight of one task under the built-in strategies (``extensions.tie_break``)."""
+    return band(level, tie_break(critical_path, mode, builtin_vote(conflict_resolution, dag_id, task_id)))

@@ -17,10 +17,10 @@ def parse_schedule(value: object) -> Schedule | str:
     if value is None:
         return Schedule("none")
     if hasattr(value, "events"):
-        events = getattr(value, "events")
+        events = value.events
         if events is not None:
             return Schedule("events_all", tuple(events))
-        return Schedule("events_any", tuple(getattr(value, "events_any")))
+        return Schedule("events_any", tuple(value.events_any))
     text = str(value).strip()
     if text.lower() in ("manual", "none", "null", ""):
         return Schedule("none")

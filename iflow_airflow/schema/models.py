@@ -27,6 +27,7 @@ from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are pa
     RESOLVERS_GROUP,
     STRATEGIES_GROUP,
 )
+from iflow_airflow.errors import closest
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 TRIGGER_RULES = (
@@ -96,13 +97,11 @@ def _registered(kind: str, builtins: tuple[str, ...] = ()) -> Any:
         names = sorted(entry_points.registered(EXTENSION_GROUPS[kind], builtins))
         if value in names:
             return value
-        import difflib
-
-        near = difflib.get_close_matches(value, [*builtins, *names], n=1)
+        near = closest(value, [*builtins, *names])
         quoted = [repr(n) for n in builtins]
         builtin_text = f"{', '.join(quoted[:-1])} or {quoted[-1]}, or " if len(quoted) > 1 else ""
         raise PydanticCustomError("literal_error", "unknown {kind} name", {"kind": kind, "expected": (
-            (f"did you mean {near[0]!r}? " if near else "")
+            (f"did you mean {near!r}? " if near else "")
             + f"{builtin_text}a {kind} registered under the entry point group {EXTENSION_GROUPS[kind]!r} "
             + f"(registered: {', '.join(names) or 'none'})")})
     return AfterValidator(check)
@@ -235,6 +234,11 @@ class TaskFields(_Block):
     env: dict[str, str] | None = None
     trigger_rule: Literal[TRIGGER_RULES] | None = None
     emits: list[Name] | None = None
+    run_workflow: Name | None = Field(None, description="another iflow workflow of the deployment: triggered "
+                                                        "with `params` and waited for (SPEC §6)")
+    params: dict[Name, Any] | None = Field(None, description="run_workflow's run parameters: literals, "
+                                                             "{result: task} or {param: name}")
+    max_parallel: int | None = Field(None, ge=1, le=10_000, description="for_each: items of one run at once")
 
     @field_validator("env")
     @classmethod
@@ -249,9 +253,27 @@ class TaskType(TaskFields):
     """Defaults for every task whose ``type`` names this template."""
 
 
+class Reference(_Block):
+    """A value known only at run time: a run parameter of this workflow, or an upstream task's result."""
+
+    param: Name | None = Field(None, description="a workflow.params name")
+    result: Name | None = Field(None, description="an upstream task id (`group.task` for a task of a group)")
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.param is None) == (self.result is None):
+            raise ValueError("give exactly one of `param` or `result`")
+
+
+ForEach = Annotated[list[Any], Field(min_length=1, max_length=10_000)] | Reference
+
+
 class Task(TaskFields):
     id: Name
     dependencies: list[Name] = Field(default_factory=list)
+    for_each: ForEach | None = Field(None, description="one mapped task instance per item: a list, "
+                                                       "{param: name} or {result: task} (SPEC §6)")
+    tasks: list[Task] | None = Field(None, min_length=1, description="a group (TaskGroup): its keys are "
+                                                                     "defaults for these tasks")
 
 
 class EventsSchedule(_Block):

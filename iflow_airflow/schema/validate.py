@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
+from iflow_airflow.errors import PathPart, Problem, WorkflowFileError, closest
 from iflow_airflow.schema import models
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.errors import MAX_PROBLEMS, PathPart, Problem, WorkflowFileError, more_problems
@@ -18,7 +18,7 @@ Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
 _MODEL_NAMES = {
     obj.__name__ for obj in vars(models).values() if isinstance(obj, type) and issubclass(obj, BaseModel)
 }
-_SCALAR_TAGS = {"str", "int", "float", "bool", "none", "date", "datetime", "literal"}
+_SCALAR_TAGS = {"str", "int", "float", "bool", "none", "date", "datetime", "literal", "list[any]"}
 
 
 def _unwrap(tp: Any) -> list[Any]:
@@ -69,8 +69,8 @@ def model_at(loc: Sequence[PathPart], root: type[BaseModel] = models.WorkflowFil
 
 
 def suggest(key: str, choices: Sequence[str]) -> str | None:
-    match = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
-    return match[0] if match else None
+    """The closest known key (errors.closest: the one "did you mean" rule)."""
+    return closest(key, choices)
 
 
 def _is_tag(part: Any) -> bool:

@@ -81,8 +81,9 @@ RUNNER = textwrap.dedent(
             run["run_id"] = dr.run_id
             run["state"] = str(getattr(dr.state, "value", dr.state))
             with create_session() as session:
-                for ti in dr.get_task_instances(session=session):
-                    run["tasks"][ti.task_id] = {
+                for ti in dr.get_task_instances(session=session):  # a mapped instance: "task[i]"
+                    key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+                    run["tasks"][key] = {
                         "state": None if ti.state is None else str(getattr(ti.state, "value", ti.state)),
                         "try_number": ti.try_number,
                     }
@@ -90,7 +91,8 @@ RUNNER = textwrap.dedent(
                     XComModel.get_many(run_id=dr.run_id, dag_ids=dag_id, key="return_value")
                 ).all()
                 for row in rows:
-                    run["xcom"][row.task_id] = XComModel.deserialize_value(row)
+                    key = row.task_id if row.map_index < 0 else f"{row.task_id}[{row.map_index}]"
+                    run["xcom"][key] = XComModel.deserialize_value(row)
             result["runs"].append(run)
         with open(out_path, "w", encoding="utf-8") as fh:
             json.dump(result, fh, default=str)
@@ -174,7 +176,8 @@ class AirflowEnv:
         """``dag.test()`` of ``dag_id`` from the dags folder.
 
         Returns ``{"state", "run_id", "tasks": {task_id: {"state", "try_number"}},
-        "xcom": {task_id: return_value}, "error", "import_errors", "output"}``;
+        "xcom": {task_id: return_value}, "error", "import_errors", "output"}`` (a mapped task's
+        instances and results are keyed ``task_id[map_index]``);
         ``output`` holds the subprocess's stdout+stderr (task logs included).
         """
         result = self.run_dag_tests(

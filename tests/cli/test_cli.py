@@ -26,7 +26,7 @@ def _allow_examples(monkeypatch):
 def test_validate_repo_examples_all_valid(capsys):
     assert main(["validate", str(REPO / "dags")]) == 0
     out = capsys.readouterr().out
-    assert "4 files checked, 0 with problems" in out
+    assert "6 files checked, 0 with problems" in out  # 4 examples + the decomposition pair
     assert "OK   release_pipeline.yaml: workflow release_pipeline, 5 tasks" in out
 
 
