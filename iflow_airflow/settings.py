@@ -27,6 +27,11 @@ DEFAULTS: dict[str, str] = {
     # Folder of the compiled-plan cache of the DAG loader, the resource keeper and the
     # iflow page: empty = $AIRFLOW_HOME/iflow-cache; "off" = always compile (plan_cache.py).
     "plan_cache": "",
+    # Airflow connections of the alert channels (SPEC §7): secrets live there, never in YAML.
+    "smtp_conn_id": "smtp_default",
+    "slack_conn_id": "slack_default",
+    # Sender of alert mails; empty: the SMTP connection's `from_email` extra.
+    "email_from": "",
 }
 
 

@@ -17,13 +17,14 @@ import pendulum
 from iflow_airflow import extensions
 from iflow_airflow import allowlist as code_policy
 from iflow_airflow.plan import conflicts
+from iflow_airflow.plan import alerting
 from iflow_airflow.plan import priorities
 from iflow_airflow.plan import queues
 from iflow_airflow.plan import schedules
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.schema.models import PRIORITY_NAMES, Task, TaskFields, WorkflowFile
 from iflow_airflow.plan.ir import (
-    AlertSettings, CallableAction, CheckpointAction, CommandAction, OperatorAction, ParamSpec,
+    CallableAction, CheckpointAction, CommandAction, OperatorAction, ParamSpec,
     PlannedResource, PlannedTask, PromptAction, WaitAction, WorkflowPlan, WorkflowSettings,
 )
 from iflow_airflow.settings import IflowSettings
@@ -381,6 +382,8 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             for i, t in enumerate(t for t in order if t in resolved)]
         custom_ties = ext.tie_breaks(infos, assignment)
 
+    alert_settings = alerting.plan_alerts(flow, p)
+
     if p.items:
         raise WorkflowFileError(file, p.items)
 
@@ -431,7 +434,7 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
         settings=WorkflowSettings(orch.mode, sched.strategy, coord.sync_mode, coord.conflict_resolution,
                                   sched.priority_levels, sched.load_threshold, sched.auto_scaling,
                                   tuple(sched.queues), coord.state_persistence, float(coord.communication_timeout)),
-        alerts=AlertSettings(flow.alerts.webhook, tuple(flow.alerts.events)),
+        alerts=alert_settings,
         resources=resources, tasks=tuple(planned), conflicts=tuple(found), notes=tuple(notes),
         monitors=tuple(monitors),
     )

@@ -20,6 +20,7 @@ from iflow_airflow import entry_points
 from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are part of the schema's vocabulary)
     ALERT_EVENTS,
     BUILTIN_RESOLVERS,
+    DEFAULT_ALERT_EVENTS,
     BUILTIN_STRATEGIES,
     DEFAULT_LOAD_THRESHOLD,
     MONITORS_GROUP,
@@ -241,10 +242,29 @@ def _param_shorthand(value: Any) -> Any:
 ParamDecl = Annotated[Param, BeforeValidator(_param_shorthand, json_schema_input_type=Any)]
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$", max_length=254,
+                                    title="email address")]
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class SlackTarget(_Block):
+    """Where Slack alerts go: the webhook of connection ``[iflow] slack_conn_id`` (SPEC §7)."""
+
+    channel: Annotated[str, Field(pattern=r"^[#@]?[A-Za-z0-9_.-]+$", max_length=80)] | None = Field(
+        None, description="the channel the connection's incoming webhook posts to (named in every message)")
+
+
 class Alerts(_Block):
     webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    events: list[Literal[ALERT_EVENTS]] = Field(
-        default_factory=lambda: ["task_failed", "run_failed", "resource_saturated"])
+    email: Annotated[list[EmailAddress], Field(min_length=1, max_length=50),
+                     BeforeValidator(_one_or_many, json_schema_input_type=Any)] | None = Field(
+        None, description="addresses mailed through Airflow's SMTP notifier (connection [iflow] smtp_conn_id)")
+    slack: SlackTarget | None = Field(
+        None, description="Airflow's Slack webhook notifier (connection [iflow] slack_conn_id)")
+    events: list[Literal[ALERT_EVENTS]] = Field(default_factory=lambda: list(DEFAULT_ALERT_EVENTS))
 
 
 class Workflow(_Block):
@@ -258,6 +278,8 @@ class Workflow(_Block):
     tags: list[str] = Field(default_factory=list)
     owner: str = "iflow"
     params: dict[str, ParamDecl] = Field(default_factory=dict)
+    deadline: Annotated[str, Field(max_length=40)] | Annotated[int, Field(gt=0)] | None = Field(
+        None, description='a run not finished this long after it started raises run_late ("45m", "2h", seconds)')
     alerts: Alerts = Field(default_factory=Alerts)
     monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
         default_factory=list, description="monitors registered under the entry point group iflow_airflow.monitors")
