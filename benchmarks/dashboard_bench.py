@@ -2,7 +2,7 @@
 """Dashboard speed: ``GET /iflow/api/workflows`` with 10,000 task instances in the database.
 
 Set-up (fresh AIRFLOW_HOME in a temp folder, SQLite, the settings of ``make run``
-via ``iflow_airflow.deploy.standalone_env``):
+via ``scripts/compose_settings.py: standalone_env``):
 
 1. a dags folder with the loader (``dags/iflow_dags.py``) and ``--workflows`` iflow
    files of ``--tasks`` tasks each (5 parallel chains; every 5th task on a resource);
@@ -176,7 +176,20 @@ def child_fill(workflows: int, runs: int, tasks: int) -> None:
     print(json.dumps({"task_instances": n_ti}))
 
 
-def child_direct(repeat: int) -> None:
+def _profile_one(fn) -> str:
+    """cProfile of one call of ``fn``: the 25 functions with the most cumulative time."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(fn)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    return out.getvalue()
+
+
+def child_direct(repeat: int, profile: bool = False) -> None:
     from airflow.utils.session import create_session
 
     from iflow_airflow.runtime import summary
@@ -194,7 +207,11 @@ def child_direct(repeat: int) -> None:
             dt = time.perf_counter() - t
         if i:  # the first call is a warm-up
             times.append(dt)
-    print(json.dumps({"times": times, "plans": len(plans), "plans_s": plan_s,
+    text = None
+    if profile:
+        with create_session() as session, collector_paused():
+            text = _profile_one(lambda: summary.workflows_summary(session, plans=plans))
+    print(json.dumps({"times": times, "plans": len(plans), "plans_s": plan_s, "profile": text,
                       "workflows": len(out["workflows"]), "bytes": len(json.dumps(out, default=str))}))
 
 
@@ -237,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=20, help="measured calls / requests")
     p.add_argument("--quick", action="store_true", help="5 calls and 5 requests")
     p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME")
+    p.add_argument("--profile", action="store_true", help="print a cProfile of one in-process call")
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
                    help="metadata database (default: SQLite, as `make run`)")
     p.add_argument("--pg-host", default="127.0.0.1")
@@ -250,13 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         child_fill(a.workflows, a.runs, a.tasks)
         return 0
     if a._child == "direct":
-        child_direct(a.repeat)
+        child_direct(a.repeat, a.profile)
         return 0
 
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    from harness import AirflowDeployment, free_port
-
-    from iflow_airflow.deploy import standalone_env
+    from harness import AirflowDeployment, free_port, standalone_env
 
     cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     facts = machine_facts()
@@ -284,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return r.stdout
 
     child = [sys.executable, __file__, "--workflows", str(a.workflows), "--runs", str(a.runs),
-             "--tasks", str(a.tasks), "--repeat", str(a.repeat)]
+             "--tasks", str(a.tasks), "--repeat", str(a.repeat), *(["--profile"] if a.profile else [])]
     cleanup = contextlib.ExitStack()
     if database is not None:
         cleanup.enter_context(database)  # dropped in the finally below
@@ -301,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"workflows_summary returned {direct['workflows']} workflows, expected {a.workflows}")
         d_ms = [t * 1000 for t in direct["times"]]
         print(f"direct: median {statistics.median(d_ms):.0f} ms (load {load_avg()})", flush=True)
+        if direct.get("profile"):
+            print(direct["profile"], flush=True)
 
         with AirflowDeployment(home, dags, components=("api-server",), port=port, extra_env=db_env) as af:
             c = af.client

@@ -246,12 +246,12 @@ def waiting_by_workflow(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPla
     return out
 
 
-def _inversion_rows(rows: Mapping[str, Any]) -> list[Any]:
-    """The task rows read (recent runs) and the active rows of every DAG, each task instance once."""
-    seen = {(t.dag_id, t.run_id, t.task_id, t.map_index): t for t in rows["active"]}
-    for t in rows["tis"]:
-        seen[(t.dag_id, t.run_id, t.task_id, t.map_index)] = t
-    return list(seen.values())
+def _inversion_rows(rows: Mapping[str, Any], pools: set[str]) -> list[Any]:
+    """The task rows read (recent runs) and the active rows of every DAG in ``pools``, each once."""
+    mine = [t for t in rows["tis"] if t.pool in pools]
+    known = {(t.dag_id, t.run_id, t.task_id, t.map_index) for t in mine}
+    return mine + [t for t in rows["active"] if t.pool in pools
+                   and (t.dag_id, t.run_id, t.task_id, t.map_index) not in known]
 
 
 def resources_summary(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]) -> list[dict[str, Any]]:
@@ -267,7 +267,7 @@ def resources_summary(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]
                 users[t.pool].add(plan.dag_id)
                 thresholds[t.pool].append(plan.settings.load_threshold)
     names = {p for p, info in rows["pools"].items() if info["description"].startswith(MANAGED_MARK)} | set(users)
-    inversions = waiting.priority_inversions(t for t in _inversion_rows(rows) if t.pool in names)
+    inversions = waiting.priority_inversions(_inversion_rows(rows, names))
     out = []
     for name in sorted(names):
         info = rows["pools"].get(name)

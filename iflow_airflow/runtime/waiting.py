@@ -30,6 +30,7 @@ the plan's bands). It is a sweep over the rows' wait intervals: O(n log n).
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -109,9 +110,31 @@ class _Index:
                     self.holders[r.pool].append(r)
             elif state == "scheduled" and r.pool:
                 self.waiting_by_pool[r.pool].append(r)
+        self._used = {pool: sum(r.pool_slots for r in rows) for pool, rows in self.holders.items()}
+        for rows in self.holders.values():  # longest holder first
+            rows.sort(key=lambda r: (r.queued_dttm is None, r.queued_dttm or 0))
+        # per pool: waiting weights ascending, and the slots they need summed from the top (for "ahead")
+        self._weights: dict[str, list[int]] = {}
+        self._slots_above: dict[str, list[int]] = {}
+        for pool, rows in self.waiting_by_pool.items():
+            ordered = sorted(rows, key=lambda r: r.priority_weight or 0)
+            self._weights[pool] = [r.priority_weight or 0 for r in ordered]
+            acc, above = 0, [0] * (len(ordered) + 1)
+            for i in range(len(ordered) - 1, -1, -1):
+                acc += max(1, ordered[i].pool_slots)
+                above[i] = acc
+            self._slots_above[pool] = above
 
     def used(self, pool: str) -> int:
-        return sum(r.pool_slots for r in self.holders.get(pool, ()))
+        return self._used.get(pool, 0)
+
+    def ahead(self, pool: str, weight: int) -> tuple[int, int]:
+        """(tasks waiting for ``pool`` with a higher weight, the slots they need)."""
+        weights = self._weights.get(pool)
+        if not weights:
+            return 0, 0
+        i = bisect.bisect_right(weights, weight)
+        return len(weights) - i, self._slots_above[pool][i]
 
 
 def _upstream_reason(ctx: Context, t: Any, states: Mapping[tuple[str, str, str], str | None]) -> dict[str, Any]:
@@ -132,7 +155,7 @@ def _resource_reason(ctx: Context, idx: _Index, t: Any) -> dict[str, Any] | None
     used = idx.used(t.pool)
     need = max(1, int(t.pool_slots or 1))
     if slots - used < need:
-        held = sorted(idx.holders.get(t.pool, ()), key=lambda r: (r.queued_dttm is None, r.queued_dttm))
+        held = idx.holders.get(t.pool, [])
         names = "; ".join(f"{h.task_id} of {h.dag_id} ({_level_text(ctx, h.dag_id, h.task_id, h.priority_weight)},"
                           f" since {_when(h.queued_dttm) or '?'})" for h in held[:MAX_HOLDERS])
         more = f" and {len(held) - MAX_HOLDERS} more" if len(held) > MAX_HOLDERS else ""
@@ -140,11 +163,10 @@ def _resource_reason(ctx: Context, idx: _Index, t: Any) -> dict[str, Any] | None
                 "holders": [holder(ctx, h) for h in held[:MAX_HOLDERS]], "holder_count": len(held),
                 "reason": f"waiting for resource {t.pool}: {used} of {slots} slot{'s' if slots != 1 else ''} "
                           f"taken (needs {need}), held by {names or 'nobody it can see'}{more}"}
-    mine = (t.priority_weight or 0)
-    ahead = [w for w in idx.waiting_by_pool.get(t.pool, ()) if (w.priority_weight or 0) > mine]
-    if ahead and slots - used < need + sum(max(1, w.pool_slots) for w in ahead):
-        return {"kind": "priority", "resource": t.pool, "ahead": len(ahead),
-                "reason": f"waiting behind {len(ahead)} higher-priority task{'s' if len(ahead) > 1 else ''} "
+    ahead, ahead_slots = idx.ahead(t.pool, t.priority_weight or 0)
+    if ahead and slots - used < need + ahead_slots:
+        return {"kind": "priority", "resource": t.pool, "ahead": ahead,
+                "reason": f"waiting behind {ahead} higher-priority task{'s' if ahead > 1 else ''} "
                           f"for resource {t.pool} ({slots - used} free slot{'s' if slots - used != 1 else ''})"}
     return None
 
@@ -195,10 +217,11 @@ def explain(tis: Sequence[Any], active: Sequence[ActiveRow], ctx: Context,
     """
     runs = set(active_runs)
     idx = _Index(active)
-    states = {(t.dag_id, t.run_id, t.task_id): t.state for t in tis if (t.dag_id, t.run_id) in runs}
+    mine = [t for t in tis if (t.dag_id, t.run_id) in runs]
+    states = {(t.dag_id, t.run_id, t.task_id): t.state for t in mine}
     out = []
-    for t in tis:
-        if (t.dag_id, t.run_id) not in runs or (t.state or "none") not in NOT_RUNNING:
+    for t in mine:
+        if (t.state or "none") not in NOT_RUNNING:
             continue
         out.append({"workflow": t.dag_id, "run_id": t.run_id, "task_id": t.task_id, "state": t.state or "none",
                     "priority": _level_text(ctx, t.dag_id, t.task_id, t.priority_weight),
