@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class DeadlineWatch:
         deadlines = {d: p.alerts.deadline for d, p in plans.items() if getattr(p.alerts, "deadline", None)}
         if not deadlines:
             return []
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         running = _running_runs(list(deadlines))
         self.fired &= {(d, r) for d, r, _ in running}  # forget finished runs
         late = [x for x in late_runs(running, deadlines, now) if (x.dag_id, x.run_id) not in self.fired]
@@ -105,11 +105,10 @@ class DeadlineWatch:
 
 
 def _running_runs(dag_ids: list[str]) -> list[tuple[str, str, datetime | None]]:
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState
+    from sqlalchemy import select
 
     with create_session() as s:
         return [(d, r, st) for d, r, st in s.execute(
@@ -119,10 +118,9 @@ def _running_runs(dag_ids: list[str]) -> list[tuple[str, str, datetime | None]]:
 
 def _claim(late: list[Late]) -> list[Late]:
     """The late runs with no ``iflow.run_late`` audit row yet; writes one for each (one transaction)."""
-    from sqlalchemy import select
-
     from airflow.models.log import Log
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as s:
         seen = set(s.execute(select(Log.dag_id, Log.run_id).where(

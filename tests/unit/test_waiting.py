@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from iflow_airflow.runtime import figures as fig
 from iflow_airflow.runtime.waiting import ActiveRow, Context, explain, priority_inversions
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 HIGH, LOW = 4_000_100, 2_000_100  # levels 4 and 2
 
 
