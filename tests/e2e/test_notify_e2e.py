@@ -14,14 +14,14 @@ the Airflow connection ``iflow_e2e_smtp`` and an HTTP webhook receiver.
 
 from __future__ import annotations
 
-import json
 import shutil
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
+from browser import browser, login
 from harness import REPO_ROOT, AirflowDeployment
 from receivers import SmtpReceiver, WebhookReceiver
 
@@ -102,7 +102,7 @@ def test_run_late_exactly_once_and_marked_on_the_page(deployment):
     first = af.wait_until(lambda: _events(rx, "run_late", "late_wf") or None, timeout=90, what="run_late webhook")
     (body,) = first
     assert body["run_id"] == run_id and body["deadline"] == "4s" and body["late_by_s"] > 0
-    assert body["url"].endswith(f"/dags/late_wf/runs/{run_id}")
+    assert body["url"].endswith(f"/dags/late_wf/runs/{quote(run_id, safe='')}")  # quoted as TaskInstance.log_url
     detail = client.get("/iflow/api/workflows/late_wf")
     (entry,) = [p for p in detail["in_progress"] if p["run_id"] == run_id]
     assert entry["deadline"]["late"] is True and detail["late_runs"] == 1 and detail["deadline"] == "4s"
@@ -168,27 +168,14 @@ def test_browser_shows_the_waiting_reason(deployment, contention):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
-    from test_monitoring_e2e import _chrome
 
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("the browser test needs Debian's chromium and chromium-driver (apt-get install)")
     af = deployment["af"]
-    password = json.loads(af.password_file.read_text())["admin"]
-    profile = tempfile.mkdtemp(prefix="iflow-chromium-")
-    driver = _chrome(profile)
-    try:
+    with browser() as driver:
+        login(driver, af)
         wait = WebDriverWait(driver, 60)
-        driver.get(f"{af.base_url}/auth/login")
-        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-        driver.find_element(By.NAME, "password").send_keys(password)
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        wait.until(lambda d: d.get_cookie("_token") is not None)
         driver.get(f"{af.base_url}/iflow/")
         row = wait.until(EC.presence_of_element_located((
             By.CSS_SELECTOR, "section[data-workflow='waiter_wf'] tr.waiting[data-task='first'][data-kind='resource']")))
         assert row.get_attribute("data-run-id") == contention["waiter"]
         assert "held by hold of holder_wf" in row.find_element(By.CSS_SELECTOR, "td.reason").text
         assert row.is_displayed()
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
