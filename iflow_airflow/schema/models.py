@@ -242,8 +242,19 @@ def _param_shorthand(value: Any) -> Any:
 ParamDecl = Annotated[Param, BeforeValidator(_param_shorthand, json_schema_input_type=Any)]
 
 
-EmailAddress = Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+$", max_length=254,
-                                    title="email address")]
+EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+$"
+SLACK_CHANNEL_PATTERN = r"^[#@]?[A-Za-z0-9_.-]+$"
+#: What a pattern means, in the words an error shows (validate.py).
+PATTERN_WORDS = {EMAIL_PATTERN: "one email address such as oncall@example.com",
+                 SLACK_CHANNEL_PATTERN: "a channel name such as #data-oncall (letters, digits, _ . -)"}
+EmailAddress = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254, title="email address")]
+
+
+def _duration_text(value: Any) -> Any:
+    """A number of seconds as text (``90`` -> ``"90"``); true/false are no duration. The plan parses it."""
+    if isinstance(value, bool):
+        raise ValueError('a duration such as "45m", "2h" or a number of seconds, not true/false')
+    return str(value) if isinstance(value, int | float) else value
 
 
 def _one_or_many(value: Any) -> Any:
@@ -253,7 +264,7 @@ def _one_or_many(value: Any) -> Any:
 class SlackTarget(_Block):
     """Where Slack alerts go: the webhook of connection ``[iflow] slack_conn_id`` (SPEC §7)."""
 
-    channel: Annotated[str, Field(pattern=r"^[#@]?[A-Za-z0-9_.-]+$", max_length=80)] | None = Field(
+    channel: Annotated[str, Field(pattern=SLACK_CHANNEL_PATTERN, max_length=80)] | None = Field(
         None, description="the channel the connection's incoming webhook posts to (named in every message)")
 
 
@@ -278,7 +289,8 @@ class Workflow(_Block):
     tags: list[str] = Field(default_factory=list)
     owner: str = "iflow"
     params: dict[str, ParamDecl] = Field(default_factory=dict)
-    deadline: Annotated[str, Field(max_length=40)] | Annotated[int, Field(gt=0)] | None = Field(
+    deadline: Annotated[str, Field(max_length=40), BeforeValidator(_duration_text, json_schema_input_type=str | int)
+                        ] | None = Field(
         None, description='a run not finished this long after it started raises run_late ("45m", "2h", seconds)')
     alerts: Alerts = Field(default_factory=Alerts)
     monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
