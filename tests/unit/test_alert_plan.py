@@ -40,3 +40,13 @@ def test_a_channel_whose_provider_is_missing_gets_a_located_error(tmp_path, monk
     assert (p.key_path, p.line, p.code) == ("workflow.alerts.slack", 6, "channel_provider")
     assert "apache-airflow-providers-not-installed-here, which is not installed" in p.message
     assert "pip install 'iflow-airflow[notify]'" in p.expected
+
+
+def test_plans_with_provider_channels_are_never_cached(tmp_path):
+    """The provider check reads the environment, which can change while the file does not."""
+    from iflow_airflow.plan import cache
+
+    assert not cache.cacheable(plan_of(tmp_path, FILE.format(deadline="45m", email="a@x.io")))
+    plain = plan_of(tmp_path, "workflow:\n  name: wf\n  deadline: 45m\n  alerts: {webhook: 'http://x/h'}\n"
+                              "  tasks: [{id: a}]\n")
+    assert cache.cacheable(plain)
