@@ -42,6 +42,9 @@ NOT_RUNNING = ("none", "scheduled", "queued", "deferred", "up_for_retry", "up_fo
 HOLDING = frozenset({"running", "queued"})
 DONE = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 MAX_HOLDERS = 5  # holders named per reason; the count says how many there are
+#: Order of the answer: the limits people act on first, tasks merely behind their upstream last.
+KIND_ORDER = ("resource", "priority", "max_concurrent", "executor", "deferred", "retry", "reschedule", "scheduler",
+              "upstream")
 
 
 class ActiveRow(NamedTuple):
@@ -209,7 +212,8 @@ def reason(ctx: Context, idx: _Index, t: Any, states: Mapping[tuple[str, str, st
 
 def explain(tis: Sequence[Any], active: Sequence[ActiveRow], ctx: Context,
             active_runs: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Every not-running task instance of ``active_runs`` ((dag_id, run_id)) with its reason.
+    """Every not-running task instance of ``active_runs`` ((dag_id, run_id)) with its reason, in
+    :data:`KIND_ORDER` (then workflow, run, task).
 
     ``tis`` are the task rows of those runs (anything with dag_id, run_id, task_id, state,
     pool, pool_slots, priority_weight, queued_dttm); ``active`` the running/queued/scheduled
@@ -226,6 +230,8 @@ def explain(tis: Sequence[Any], active: Sequence[ActiveRow], ctx: Context,
         out.append({"workflow": t.dag_id, "run_id": t.run_id, "task_id": t.task_id, "state": t.state or "none",
                     "priority": _level_text(ctx, t.dag_id, t.task_id, t.priority_weight),
                     **reason(ctx, idx, t, states)})
+    rank = {k: i for i, k in enumerate(KIND_ORDER)}
+    out.sort(key=lambda w: (rank.get(w["kind"], len(rank)), w["workflow"], w["run_id"], w["task_id"]))
     return out
 
 

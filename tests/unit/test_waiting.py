@@ -50,6 +50,8 @@ def test_upstream_max_concurrent_executor_and_the_other_states():
         ti("refresh", "r2", "d", "deferred"), ti("refresh", "r2", "e", "up_for_retry"),
     ]
     ctx = CTX._replace(conditions={("refresh", "d"): "file /data/in.csv"})
+    found = explain(rows, [active(r, "q1") for r in rows], ctx, [("billing", "r1"), ("refresh", "r2")])
+    assert [w["kind"] for w in found] == ["max_concurrent", "executor", "deferred", "retry", "upstream"]
     out = {w["task_id"]: w for w in explain(rows, [active(r, "q1") for r in rows], ctx,
                                             [("billing", "r1"), ("refresh", "r2")])}
     assert set(out) == {"report", "b", "c", "d", "e"}  # running tasks are not waiting

@@ -141,16 +141,24 @@ def _dist(d: dict[str, Any]) -> str:
     return f'p50 {fmt_s(d["p50"])} · p95 {fmt_s(d["p95"])} <span class="muted">(n={d["count"]})</span>'
 
 
-def waiting_table(waits: list[dict[str, Any]]) -> str:
-    """"Why is it waiting?": one row per task of a run in progress that is not running."""
+MAX_WAITING_ROWS = 50
+
+
+def waiting_table(waits: list[dict[str, Any]], total: int | None = None) -> str:
+    """"Why is it waiting?": one row per task of a run in progress that is not running (the first
+    :data:`MAX_WAITING_ROWS`; the rest are counted)."""
     if not waits:
         return ""
+    total = max(total or 0, len(waits))
+    more = (f'<p class="muted">and {total - MAX_WAITING_ROWS} more (all in the JSON)</p>'
+            if total > MAX_WAITING_ROWS else "")
+    waits = waits[:MAX_WAITING_ROWS]
     rows = "".join(
         f'<tr class="waiting" data-task="{e(w["task_id"])}" data-run-id="{e(w["run_id"])}" data-kind="{e(w["kind"])}">'
         f'<td><code>{e(w["task_id"])}</code></td><td><span class="badge s-{e(w["state"])}">{e(w["state"])}</span></td>'
         f'<td>{e(w.get("priority"))}</td><td class="reason">{e(w["reason"])}</td></tr>' for w in waits)
     return ('<h3>Why is it waiting?</h3><table class="waiting-reasons"><tr><th>Task</th><th>State</th>'
-            f'<th>Priority</th><th>Reason</th></tr>{rows}</table>')
+            f'<th>Priority</th><th>Reason</th></tr>{rows}</table>{more}')
 
 
 def workflow_card(w: dict[str, Any]) -> str:
@@ -191,7 +199,7 @@ def workflow_card(w: dict[str, Any]) -> str:
         + (f' · deadline {e(w["deadline"])}' if w.get("deadline") else "") + '</p>'
         f'<div class="cols"><div class="runs">{progress}</div>'
         f'<table class="figures">{table}</table></div>'
-        f'{waiting_table(w.get("waiting") or [])}'
+        f'{waiting_table(w.get("waiting") or [], w.get("waiting_total"))}'
         f'<h3 class="tl-title">{tl_title}</h3>'
         f'<div class="timeline" data-workflow="{e(name)}">{timeline_svg(name, tl)}</div>'
         f'</section>')
