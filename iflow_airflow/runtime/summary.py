@@ -174,12 +174,21 @@ def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_i
             u["waiting"] += int(count)
         if state in ("running", "queued"):
             u[state] += int(count)
-    active = [waiting.ActiveRow(*r) for r in session.execute(
+    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": dict(usage),
+            "active": read_active(session)}
+
+
+def read_active(session: Any) -> list[waiting.ActiveRow]:
+    """Query 6: the running, queued and scheduled task instances of every DAG (at most MAX_ACTIVE_ROWS)."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    rows = session.execute(
         select(TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.pool, TI.pool_slots, TI.priority_weight,
                TI.queued_dttm, TI.start_date, TI.scheduled_dttm, TI.queue, TI.map_index)
-        .where(TI.state.in_(["running", "queued", "scheduled"])).limit(MAX_ACTIVE_ROWS)).all()]
-    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": dict(usage),
-            "active": [a._replace(state=_s(a.state)) for a in active]}
+        .where(TI.state.in_(["running", "queued", "scheduled"])).limit(MAX_ACTIVE_ROWS)).all()
+    return [waiting.ActiveRow(*r)._replace(state=_s(r[3])) for r in rows]
 
 
 # --- figures ----------------------------------------------------------------------
