@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 $(BIN)/iflow-airflow: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,distributed]'
+	$(BIN)/pip install --quiet -e '.[test,distributed,notify]'
 	touch $@
 
 setup: $(BIN)/iflow-airflow

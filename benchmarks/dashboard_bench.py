@@ -176,7 +176,20 @@ def child_fill(workflows: int, runs: int, tasks: int) -> None:
     print(json.dumps({"task_instances": n_ti}))
 
 
-def child_direct(repeat: int) -> None:
+def _profile_one(fn) -> str:
+    """cProfile of one call of ``fn``: the 25 functions with the most cumulative time."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(fn)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    return out.getvalue()
+
+
+def child_direct(repeat: int, profile: bool = False) -> None:
     from airflow.utils.session import create_session
 
     from iflow_airflow.runtime import summary
@@ -185,16 +198,21 @@ def child_direct(repeat: int) -> None:
     t0 = time.perf_counter()
     plans = summary.current_plans()
     plan_s = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for i in range(repeat + 1):
         with create_session() as session:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with collector_paused():  # as the endpoint does
                 out = summary.workflows_summary(session, plans=plans)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
         if i:  # the first call is a warm-up
             times.append(dt)
-    print(json.dumps({"times": times, "plans": len(plans), "plans_s": plan_s,
+            cpu.append(dc)
+    text = None
+    if profile:
+        with create_session() as session, collector_paused():
+            text = _profile_one(lambda: summary.workflows_summary(session, plans=plans))
+    print(json.dumps({"times": times, "cpu": cpu, "plans": len(plans), "plans_s": plan_s, "profile": text,
                       "workflows": len(out["workflows"]), "bytes": len(json.dumps(out, default=str))}))
 
 
@@ -237,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=20, help="measured calls / requests")
     p.add_argument("--quick", action="store_true", help="5 calls and 5 requests")
     p.add_argument("--keep", action="store_true", help="keep the AIRFLOW_HOME")
+    p.add_argument("--profile", action="store_true", help="print a cProfile of one in-process call")
+    p.add_argument("--direct-only", action="store_true",
+                   help="only the in-process calls (wall and CPU time: CPU time holds up on a busy machine)")
     p.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
                    help="metadata database (default: SQLite, as `make run`)")
     p.add_argument("--pg-host", default="127.0.0.1")
@@ -250,12 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         child_fill(a.workflows, a.runs, a.tasks)
         return 0
     if a._child == "direct":
-        child_direct(a.repeat)
+        child_direct(a.repeat, a.profile)
         return 0
 
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
     from compose_settings import standalone_env  # scripts/, put on the path by harness
     from harness import AirflowDeployment, free_port
+    from harness import AirflowDeployment, free_port, standalone_env
 
     cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     facts = machine_facts()
@@ -283,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return r.stdout
 
     child = [sys.executable, __file__, "--workflows", str(a.workflows), "--runs", str(a.runs),
-             "--tasks", str(a.tasks), "--repeat", str(a.repeat)]
+             "--tasks", str(a.tasks), "--repeat", str(a.repeat), *(["--profile"] if a.profile else [])]
     cleanup = contextlib.ExitStack()
     if database is not None:
         cleanup.enter_context(database)  # dropped in the finally below
@@ -299,7 +321,15 @@ def main(argv: list[str] | None = None) -> int:
         if direct["workflows"] != a.workflows:
             raise SystemExit(f"workflows_summary returned {direct['workflows']} workflows, expected {a.workflows}")
         d_ms = [t * 1000 for t in direct["times"]]
-        print(f"direct: median {statistics.median(d_ms):.0f} ms (load {load_avg()})", flush=True)
+        c_ms = [t * 1000 for t in direct["cpu"]]
+        print(f"direct: median {statistics.median(d_ms):.0f} ms, CPU {statistics.median(c_ms):.0f} ms "
+              f"(load {load_avg()})", flush=True)
+        if a.direct_only:
+            print(f"| in-process, {a.repeat} calls | wall median {statistics.median(d_ms):.0f} ms | "
+                  f"CPU median {statistics.median(c_ms):.0f} ms | CPU min {min(c_ms):.0f} ms |")
+            return 0
+        if direct.get("profile"):
+            print(direct["profile"], flush=True)
 
         with AirflowDeployment(home, dags, components=("api-server",), port=port, extra_env=db_env) as af:
             c = af.client

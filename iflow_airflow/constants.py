@@ -34,7 +34,11 @@ BUILTIN_STRATEGIES = ("round_robin", "priority_based", "load_balanced")
 BUILTIN_RESOLVERS = ("priority", "timestamp", "random")
 
 #: Alert events a workflow may subscribe to (``workflow.alerts.events``).
-ALERT_EVENTS = ("task_failed", "run_failed", "resource_saturated", "task_retry")
+ALERT_EVENTS = ("task_failed", "run_failed", "resource_saturated", "task_retry", "run_late")
+#: ``workflow.alerts.events`` when a file does not say (``run_late`` only fires with a ``workflow.deadline``).
+DEFAULT_ALERT_EVENTS = ("task_failed", "run_failed", "resource_saturated", "run_late")
+#: Alert channels -> the provider distribution whose notifier delivers them (``[notify]`` extra).
+CHANNEL_PROVIDERS = {"email": "apache-airflow-providers-smtp", "slack": "apache-airflow-providers-slack"}
 
 #: Entry point groups through which installed packages extend iflow-airflow.
 OPERATORS_GROUP = "iflow_airflow.operators"

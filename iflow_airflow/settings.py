@@ -51,6 +51,11 @@ DEFAULTS: dict[str, str] = {
     # queues the loader for parsing at once (edit -> DAG in seconds). 0 = off: only
     # [dag_processor] min_file_process_interval re-parses the loader.
     "watch_interval": "1",
+    # Airflow connections of the alert channels (SPEC §7): secrets live there, never in YAML.
+    "smtp_conn_id": "smtp_default",
+    "slack_conn_id": "slack_default",
+    # Sender of alert mails; empty: the SMTP connection's `from_email` extra.
+    "email_from": "",
 }
 
 #: The project's settings file, relative to the parent of the dags folder.

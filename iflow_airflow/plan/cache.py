@@ -14,7 +14,8 @@ once can be reused until one of those changes:
   invalidated in place.
 * **Only what is safe to reuse is stored**: successful plans without
   ``callable:`` or custom ``operator:`` actions and without extensions (custom
-  strategies, resolvers, monitors): those are checked against importable code
+  strategies, resolvers, monitors) and without email/Slack alert channels: those
+  are checked against importable code, installed providers
   and installed entry points, which can change without any file changing
   (``cacheable``; whatever else comes to read the environment while planning
   must be excluded there too). Errors are never cached: a broken file is
@@ -135,6 +136,8 @@ def cacheable(plan: WorkflowPlan) -> bool:
 
     if plan.monitors or plan.settings.strategy not in BUILTIN_STRATEGIES \
             or plan.settings.conflict_resolution not in BUILTIN_RESOLVERS:  # extensions (entry points)
+        return False
+    if plan.alerts.email or plan.alerts.slack:  # checked against installed providers (plan/alerting.py)
         return False
     return not any(isinstance(t.action, (CallableAction, OperatorAction)) for t in plan.tasks)
 

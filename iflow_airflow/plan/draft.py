@@ -112,6 +112,7 @@ class Draft:
     conflicts: list[Conflict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extensions: Any = None  # the loaded custom strategy/resolver (plan.custom.Extensions)
+    alerts: Any = None  # AlertSettings: channels, events and the deadline (plan.alerting)
 
     def ordered(self) -> list[TaskDraft]:
         """The planned tasks in topological order."""

@@ -201,8 +201,20 @@ class WorkflowSettings:
 
 @dataclass(frozen=True)
 class AlertSettings:
+    """``workflow.alerts`` and ``workflow.deadline``: who hears of which event (runtime/notify)."""
+
     webhook: str | None
     events: tuple[str, ...]
+    email: tuple[str, ...] = ()  # addresses for the SMTP notifier
+    slack: bool = False  # the Slack webhook notifier is a channel
+    slack_channel: str | None = None
+    deadline: float | None = None  # seconds after a run's start; then run_late
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels beyond the log line, in a fixed order."""
+        return tuple(c for c, on in (("webhook", bool(self.webhook)), ("email", bool(self.email)),
+                                     ("slack", self.slack)) if on)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import pendulum
 
 from iflow_airflow import constants
 from iflow_airflow.errors import did_you_mean
+from iflow_airflow.plan import alerting
 from iflow_airflow.plan import conflicts as conflict_rules
 from iflow_airflow.plan import custom, fanout, groups, priorities, schedules
 from iflow_airflow.plan import queues as queue_rules
@@ -304,6 +305,11 @@ def _unknown_type_notes(d: Draft) -> list[str]:
 
 for_each, sub_workflows = fanout.for_each, fanout.sub_workflows
 
+
+def alerts(d: Draft) -> None:
+    """Alert channels, their events and the deadline (``workflow.alerts``, ``workflow.deadline``; plan/alerting.py)."""
+    d.alerts = alerting.plan_alerts(d.wf.workflow, d.problems)
+
 CHECKS: tuple[Pass, ...] = (ids, env_names, dependencies, order, schedule, resources, group_defaults, tasks, for_each,
-                            sub_workflows, queues, custom_extensions)
+                            sub_workflows, queues, custom_extensions, alerts)
 RESOLVE: tuple[Pass, ...] = (weights, conflicts)

@@ -15,7 +15,6 @@ from iflow_airflow.errors import WorkflowFileError
 from iflow_airflow.plan import passes
 from iflow_airflow.plan.draft import Draft, Locator, Problems, TaskDraft
 from iflow_airflow.plan.ir import (
-    AlertSettings,
     ParamSpec,
     PlannedGroup,
     PlannedTask,
@@ -80,7 +79,7 @@ def to_plan(d: Draft) -> WorkflowPlan:
         settings=WorkflowSettings(orch.mode, sched.strategy, coord.sync_mode, coord.conflict_resolution,
                                   sched.priority_levels, sched.load_threshold, sched.auto_scaling,
                                   tuple(sched.queues), coord.state_persistence, float(coord.communication_timeout)),
-        alerts=AlertSettings(flow.alerts.webhook, tuple(flow.alerts.events)),
+        alerts=d.alerts,
         resources=d.resources, tasks=tuple(_planned_task(d, t) for t in d.ordered()),
         conflicts=tuple(d.conflicts), notes=tuple(d.notes), monitors=tuple(d.monitors),
         groups=tuple(PlannedGroup(g.group_id, g.model.description, g.parent.group_id if g.parent else None)

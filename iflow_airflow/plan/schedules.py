@@ -12,6 +12,21 @@ _INTERVAL = re.compile(r"^(?:\s*(\d+)\s*([smhdw])\s*)+$")
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 
 
+def parse_duration(value: object) -> float | str:
+    """Seconds of a duration (``"45m"``, ``"1h30m"``, or a number of seconds), or an error message."""
+    if isinstance(value, bool):
+        return f"{value!r} is not a duration"
+    if isinstance(value, (int, float)):
+        return float(value) if value > 0 else "a duration must be longer than 0"
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):  # plain seconds
+        return float(text) if float(text) > 0 else "a duration must be longer than 0"
+    if not _INTERVAL.match(text):
+        return f"{text!r} is not a duration"
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
+    return float(seconds) if seconds > 0 else "a duration must be longer than 0"
+
+
 def parse_schedule(value: object) -> Schedule | str:
     """A Schedule, or an error message saying what would be right."""
     if value is None:

@@ -13,7 +13,8 @@ workflows whose tasks use the resource) and, with ``auto_scaling`` and a
 ``max_slots``, grows or shrinks the pool one slot per tick (``scaling.decide``
 has every rule). Which settings apply to a pool shared by several workflows:
 the lowest ``load_threshold`` of the workflows using it, and auto-scaling when
-any of them has ``auto_scaling: true``. The scan's plans also serve
+any of them has ``auto_scaling: true``. Each tick also checks run deadlines
+(``deadlines.py``: ``run_late`` once per run). The scan's plans also serve
 ``plan_for`` (the scheduler-side listeners read alert settings from them).
 """
 
@@ -29,6 +30,7 @@ from iflow_airflow.constants import DEFAULT_LOAD_THRESHOLD
 from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow import settings as iflow_settings
 from iflow_airflow.plan.ir import WorkflowPlan
+from iflow_airflow.runtime.deadlines import DeadlineWatch
 from iflow_airflow.runtime.pools import MANAGED_MARK, DesiredPool, FolderScanner, desired_pools, sync_pools
 from iflow_airflow.runtime.scaling import PoolState, decide
 
@@ -49,6 +51,7 @@ class ResourceKeeper:
         self.plans: dict[str, WorkflowPlan] = {}  # dag_id -> plan, from the last scan
         self.pool_states: dict[str, PoolState] = {}
         self.observed: dict[str, dict[str, Any]] = {}  # pool -> what the last watch saw and decided
+        self.deadlines = DeadlineWatch()  # workflow.deadline -> run_late, once per run
 
     def tick(self) -> list[str]:
         results, changed = self.scanner.scan()
@@ -60,6 +63,10 @@ class ResourceKeeper:
             scaled = self.watch(desired)
         except Exception:
             log.exception("iflow resource keeper: watching the pools failed (will retry)")
+        try:
+            self.deadlines.check(self.plans)
+        except Exception:
+            log.exception("iflow resource keeper: checking run deadlines failed (will retry)")
         if not changed and not self.floor and not scaled:
             return []
         return sync_pools(desired, floor=self.floor)

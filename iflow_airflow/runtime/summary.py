@@ -7,7 +7,10 @@ with a fixed number of queries whatever the number of workflows:
 2. their last ``runs_per_workflow`` runs (``row_number()`` over ``dag_id``);
 3. the task instances of exactly those runs (one join);
 4. all pools;
-5. the pools' task instance counts by state (running/queued/scheduled/deferred).
+5. the pools' task instance counts by state (running/queued/scheduled/deferred);
+6. the task instances of every DAG that run, hold a slot or wait for one
+   (running/queued/scheduled, at most ``MAX_ACTIVE_ROWS``): who holds a resource,
+   for "why is it waiting?" (``waiting.py``).
 
 Dependencies, planned task counts, resource declarations and thresholds come
 from the plans (the dags folder compiled in this process, recompiled only when a
@@ -25,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from iflow_airflow.runtime import deadlines, waiting
 from iflow_airflow.runtime import figures as fig
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime.pools import MANAGED_MARK
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 
 from iflow_airflow.constants import DEFAULT_LOAD_THRESHOLD, IFLOW_TAG  # noqa: E402
 RUNS_PER_WORKFLOW = 20
+MAX_ACTIVE_ROWS = 5000
 DEFAULT_THRESHOLD = DEFAULT_LOAD_THRESHOLD
 
 _scanner_lock = threading.Lock()
@@ -125,12 +130,13 @@ def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_i
     from airflow.models.pool import Pool
     from airflow.models.taskinstance import TaskInstance as TI
 
-    stmt = (select(DagModel.dag_id, DagModel.is_paused, DagModel.is_stale, DagModel.description)
+    stmt = (select(DagModel.dag_id, DagModel.is_paused, DagModel.is_stale, DagModel.description,
+                   DagModel.max_active_tasks)
             .join(DagTag, DagTag.dag_id == DagModel.dag_id).where(DagTag.name == IFLOW_TAG))
     if only_dag is not None:
         stmt = stmt.where(DagModel.dag_id == only_dag)
-    dags = {d: {"paused": bool(p), "stale": bool(st), "description": desc}
-            for d, p, st, desc in session.execute(stmt).all()}
+    dags = {d: {"paused": bool(p), "stale": bool(st), "description": desc, "max_active_tasks": mat}
+            for d, p, st, desc, mat in session.execute(stmt).all()}
     if dag_ids is not None:
         allowed = set(dag_ids)
         dags = {k: v for k, v in dags.items() if k in allowed}
@@ -168,7 +174,21 @@ def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_i
             u["waiting"] += int(count)
         if state in ("running", "queued"):
             u[state] += int(count)
-    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": dict(usage)}
+    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": dict(usage),
+            "active": read_active(session)}
+
+
+def read_active(session: Any) -> list[waiting.ActiveRow]:
+    """Query 6: the running, queued and scheduled task instances of every DAG (at most MAX_ACTIVE_ROWS)."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    rows = session.execute(
+        select(TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.pool, TI.pool_slots, TI.priority_weight,
+               TI.queued_dttm, TI.start_date, TI.scheduled_dttm, TI.queue, TI.map_index)
+        .where(TI.state.in_(["running", "queued", "scheduled"])).limit(MAX_ACTIVE_ROWS)).all()
+    return [waiting.ActiveRow(*r)._replace(state=_s(r[3])) for r in rows]
 
 
 # --- figures ----------------------------------------------------------------------
@@ -191,6 +211,58 @@ def _upstream(plan: WorkflowPlan | None) -> dict[str, tuple[str, ...]]:
     return {t.task_id: tuple(t.upstream) for t in plan.tasks} if plan else {}
 
 
+def _condition(action: Any) -> str | None:
+    """A ``wait:`` action in words (what a deferred task waits for)."""
+    if getattr(action, "kind", None) != "wait":
+        return None
+    if action.file:
+        return f"file {action.file}"
+    if action.url:
+        return f"an HTTP 2xx from {action.url}"
+    if action.until:
+        return f"the time {action.until.isoformat()}"
+    return f"task {action.task} of workflow {action.workflow}"
+
+
+def _parallelism() -> int | None:
+    try:
+        from airflow.configuration import conf
+
+        return conf.getint("core", "parallelism")
+    except Exception:
+        return None
+
+
+def waiting_context(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]) -> waiting.Context:
+    """What ``waiting.explain`` measures against, from the rows and the plans."""
+    max_active = {d: int(m["max_active_tasks"]) for d, m in rows["dags"].items() if m.get("max_active_tasks")}
+    max_active.update({d: p.max_active_tasks for d, p in plans.items()})
+    return waiting.Context(
+        pool_slots={name: info["slots"] for name, info in rows["pools"].items()},
+        upstream={d: _upstream(p) for d, p in plans.items()}, max_active=max_active, parallelism=_parallelism(),
+        level_names={(d, t.task_id): t.level_name for d, p in plans.items() for t in p.tasks},
+        conditions={(d, t.task_id): c for d, p in plans.items() for t in p.tasks
+                    if (c := _condition(t.action)) is not None})
+
+
+def waiting_by_workflow(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]) -> dict[str, list[dict]]:
+    """"Why is it waiting?" for every not-running task of every active run read, by workflow."""
+    active_runs = [(r.dag_id, r.run_id) for r in rows["runs"] if r.state in fig.ACTIVE_RUN_STATES]
+    out: dict[str, list[dict]] = defaultdict(list)
+    if active_runs:
+        for w in waiting.explain(rows["tis"], rows["active"], waiting_context(rows, plans), active_runs):
+            out[w["workflow"]].append(w)
+    return out
+
+
+def _inversion_rows(rows: Mapping[str, Any], pools: set[str]) -> list[Any]:
+    """The task rows read (recent runs) and the active rows of every DAG in ``pools``, each once."""
+    mine = [t for t in rows["tis"] if t.pool in pools]
+    known = {(t.dag_id, t.run_id, t.task_id, t.map_index) for t in mine}
+    return mine + [t for t in rows["active"] if t.pool in pools
+                   and (t.dag_id, t.run_id, t.task_id, t.map_index) not in known]
+
+
 def resources_summary(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]) -> list[dict[str, Any]]:
     """Figures of every pool an iflow plan uses or iflow manages, by pool name."""
     declared: dict[str, Any] = {}
@@ -204,6 +276,7 @@ def resources_summary(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]
                 users[t.pool].add(plan.dag_id)
                 thresholds[t.pool].append(plan.settings.load_threshold)
     names = {p for p, info in rows["pools"].items() if info["description"].startswith(MANAGED_MARK)} | set(users)
+    inversions = waiting.priority_inversions(_inversion_rows(rows, names))
     out = []
     for name in sorted(names):
         info = rows["pools"].get(name)
@@ -216,14 +289,29 @@ def resources_summary(rows: Mapping[str, Any], plans: Mapping[str, WorkflowPlan]
                                  resource=r.name if r else None, declared_slots=r.slots if r else None,
                                  max_slots=r.max_slots if r else None, workflows=sorted(users.get(name, ())))
         f["exists"] = info is not None
+        f["priority_inversions"] = inversions.get(name, 0)
         out.append(f)
     return out
 
 
+def _mark_late(f: dict[str, Any], runs: list[fig.RunRow], plan: WorkflowPlan | None, now: datetime) -> None:
+    """Each run in progress gets ``deadline`` facts (``late``: past its deadline); ``late_runs`` counts them."""
+    deadline = plan.alerts.deadline if plan else None
+    by_id = {r.run_id: r for r in runs}
+    for entry in f["in_progress"]:
+        r = by_id.get(entry["run_id"])
+        entry["deadline"] = deadlines.lateness(r.start_date, None, deadline, now) if r else None
+    f["deadline"] = deadlines.format_duration(deadline) if deadline else None
+    f["late_runs"] = sum(1 for e in f["in_progress"] if (e["deadline"] or {}).get("late"))
+
+
 def _workflow(name: str, meta: Mapping[str, Any], runs: list[fig.RunRow], tis: list[fig.TaskRow],
-              plan: WorkflowPlan | None, now: datetime, run_id: str | None = None) -> dict[str, Any]:
+              plan: WorkflowPlan | None, now: datetime, run_id: str | None = None,
+              waits: list[dict] | None = None) -> dict[str, Any]:
     f = fig.workflow_figures(name, runs, tis, now=now, upstream=_upstream(plan),
                              total_tasks=len(plan.tasks) if plan else None)
+    _mark_late(f, runs, plan, now)
+    f["waiting"] = waits or []
     featured = next((r for r in runs if r.run_id == run_id), None) if run_id else _featured_run(runs)
     if featured is not None:
         order = [t.task_id for t in plan.tasks] if plan else None
@@ -239,7 +327,8 @@ def _workflow(name: str, meta: Mapping[str, Any], runs: list[fig.RunRow], tis: l
                          else {t.pool for t in tis if t.pool and t.pool != fig.DEFAULT_POOL}),
         strategy=plan.settings.strategy if plan else None,
         load_threshold=plan.settings.load_threshold if plan else None,
-        alerts={"webhook": bool(plan.alerts.webhook), "events": list(plan.alerts.events)} if plan else None,
+        alerts={"webhook": bool(plan.alerts.webhook), "channels": list(plan.alerts.channels),
+                "events": list(plan.alerts.events)} if plan else None,
     )
     return f
 
@@ -261,7 +350,9 @@ def workflows_summary(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLO
         runs_by[r.dag_id].append(r)
     for t in rows["tis"]:
         tis_by[t.dag_id].append(t)
-    workflows = [_workflow(name, meta, runs_by.get(name, []), tis_by.get(name, []), plans.get(name), now)
+    waits = waiting_by_workflow(rows, plans)
+    workflows = [_workflow(name, meta, runs_by.get(name, []), tis_by.get(name, []), plans.get(name), now,
+                           waits=waits.get(name))
                  for name, meta in sorted(rows["dags"].items())]
     visible_plans = {k: v for k, v in plans.items() if k in rows["dags"]} if dag_ids is not None else plans
     return {
@@ -289,7 +380,8 @@ def workflow_detail(session: Any, name: str, *, run_id: str | None = None,
     runs = [r for r in rows["runs"] if r.dag_id == name]
     tis = [t for t in rows["tis"] if t.dag_id == name]
     plan = plans.get(name)
-    out = _workflow(name, rows["dags"][name], runs, tis, plan, now, run_id=run_id)
+    out = _workflow(name, rows["dags"][name], runs, tis, plan, now, run_id=run_id,
+                    waits=waiting_by_workflow(rows, plans).get(name))
     by_run: dict[str, list[fig.TaskRow]] = defaultdict(list)
     for t in tis:
         by_run[t.run_id].append(t)
@@ -298,7 +390,8 @@ def workflow_detail(session: Any, name: str, *, run_id: str | None = None,
         {**fig.run_progress(r, by_run.get(r.run_id, []), len(plan.tasks) if plan else None),
          "end_date": r.end_date.isoformat() if r.end_date else None,
          "duration": round(fig.seconds(r.start_date, r.end_date), 3) if r.start_date and r.end_date else None,
-         "run_type": r.run_type}
+         "run_type": r.run_type,
+         "deadline": deadlines.lateness(r.start_date, r.end_date, plan.alerts.deadline if plan else None, now)}
         for r in ordered]
     out["tasks"] = [{"task_id": t.task_id, "upstream": list(t.upstream), "priority": t.level_name,
                      "priority_weight": t.priority_weight, "pool": t.pool, "action": t.action.kind}

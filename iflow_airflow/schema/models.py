@@ -20,6 +20,7 @@ from iflow_airflow import entry_points
 from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are part of the schema's vocabulary)
     ALERT_EVENTS,
     BUILTIN_RESOLVERS,
+    DEFAULT_ALERT_EVENTS,
     BUILTIN_STRATEGIES,
     DEFAULT_LOAD_THRESHOLD,
     MONITORS_GROUP,
@@ -301,10 +302,40 @@ def _param_shorthand(value: Any) -> Any:
 ParamDecl = Annotated[Param, BeforeValidator(_param_shorthand, json_schema_input_type=Any)]
 
 
+EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+$"
+SLACK_CHANNEL_PATTERN = r"^[#@]?[A-Za-z0-9_.-]+$"
+#: What a pattern means, in the words an error shows (validate.py).
+PATTERN_WORDS = {EMAIL_PATTERN: "one email address such as oncall@example.com",
+                 SLACK_CHANNEL_PATTERN: "a channel name such as #data-oncall (letters, digits, _ . -)"}
+EmailAddress = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254, title="email address")]
+
+
+def _duration_text(value: Any) -> Any:
+    """A number of seconds as text (``90`` -> ``"90"``); true/false are no duration. The plan parses it."""
+    if isinstance(value, bool):
+        raise ValueError('a duration such as "45m", "2h" or a number of seconds, not true/false')
+    return str(value) if isinstance(value, int | float) else value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class SlackTarget(_Block):
+    """Where Slack alerts go: the webhook of connection ``[iflow] slack_conn_id`` (SPEC §7)."""
+
+    channel: Annotated[str, Field(pattern=SLACK_CHANNEL_PATTERN, max_length=80)] | None = Field(
+        None, description="the channel the connection's incoming webhook posts to (named in every message)")
+
+
 class Alerts(_Block):
     webhook: HttpUrl | None = None
-    events: list[Literal[ALERT_EVENTS]] = Field(
-        default_factory=lambda: ["task_failed", "run_failed", "resource_saturated"])
+    email: Annotated[list[EmailAddress], Field(min_length=1, max_length=50),
+                     BeforeValidator(_one_or_many, json_schema_input_type=Any)] | None = Field(
+        None, description="addresses mailed through Airflow's SMTP notifier (connection [iflow] smtp_conn_id)")
+    slack: SlackTarget | None = Field(
+        None, description="Airflow's Slack webhook notifier (connection [iflow] slack_conn_id)")
+    events: list[Literal[ALERT_EVENTS]] = Field(default_factory=lambda: list(DEFAULT_ALERT_EVENTS))
 
 
 class Workflow(_Block):
@@ -318,6 +349,9 @@ class Workflow(_Block):
     tags: list[OneLine(TAG_MAX)] = Field(default_factory=list, description=f"each at most {TAG_MAX} characters")
     owner: OneLine(OWNERS_MAX) = Field("iflow", description=f"at most {OWNERS_MAX} characters")
     params: dict[OneLine(TEXT_NAME_MAX), ParamDecl] = Field(default_factory=dict)
+    deadline: Annotated[str, Field(max_length=40), BeforeValidator(_duration_text, json_schema_input_type=str | int)
+                        ] | None = Field(
+        None, description='a run not finished this long after it started raises run_late ("45m", "2h", seconds)')
     alerts: Alerts = Field(default_factory=Alerts)
     monitors: list[Annotated[ExtensionName, _registered("monitor")]] = Field(
         default_factory=list, description="monitors registered under the entry point group iflow_airflow.monitors")

@@ -151,7 +151,7 @@ def _describe(err: dict[str, Any], data: Any) -> tuple[str, str | None, tuple[Pa
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         expected = ("letters, digits, `_`, `.` and `-` only" if pattern == models.NAME_PATTERN
-                    else f"a value matching {pattern}")
+                    else models.PATTERN_WORDS.get(pattern) or f"a value matching {pattern}")
         return f"invalid value {got!r}", expected, loc, "invalid_format"
     if kind == "string_too_long":
         limit = err.get("ctx", {}).get("max_length")

@@ -92,3 +92,90 @@ class StatsdCollector:
         self.thread.join(2)
         self.sock.close()
         return self.lines
+
+
+class SmtpReceiver:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd in its own thread) that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        outer = self
+        self.messages: list[dict] = []
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                from email import message_from_bytes, policy
+
+                msg = message_from_bytes(envelope.content, policy=policy.default)
+                body = msg.get_body(("html", "plain"))
+                outer.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                                       "subject": str(msg["Subject"]),
+                                       "body": body.get_content() if body is not None else "",
+                                       "t": time.monotonic()})
+                return "250 OK"
+
+        with socket.socket() as probe:  # aiosmtpd checks readiness by connecting: it needs a real port
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def connection_uri(self, from_email: str = "iflow@example.test") -> str:
+        """The Airflow connection (JSON, for AIRFLOW_CONN_*) of this server: plain SMTP, no TLS."""
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
+                           "extra": {"disable_ssl": True, "disable_tls": True, "from_email": from_email,
+                                     "timeout": 5, "retry_limit": 0}})
+
+    def close(self) -> None:
+        self.controller.stop()
+
+    def __enter__(self) -> SmtpReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DripReceiver:
+    """An HTTP server that answers one byte every ``gap`` seconds: no single read ever times out."""
+
+    def __init__(self, gap: float = 1.0) -> None:
+        self.gap = gap
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/alerts"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 600:
+                    if self._stop.wait(self.gap):
+                        return
+                    conn.sendall(bytes([b]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+    def __enter__(self) -> DripReceiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -9,16 +9,15 @@ StatsD metrics go to a UDP socket of the test, alerts to an http.server receiver
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from browser import browser, login
 from harness import REPO_ROOT, AirflowDeployment
 from receivers import StatsdCollector, WebhookReceiver
 
@@ -223,20 +222,6 @@ def test_pool_grows_under_load_and_shrinks_back(deployment):
     assert w["resource_wait"]["count"] == 4 and w["resource_wait"]["max"] > 5
 
 
-def _chrome(user_data_dir: str):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1800", f"--user-data-dir={user_data_dir}"):
-        opts.add_argument(flag)
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    return webdriver.Chrome(service=Service(driver_path), options=opts)
-
-
 @pytest.mark.e2e
 @pytest.mark.browser
 def test_browser_logs_in_and_sees_the_iflow_page(deployment, example_run):
@@ -244,13 +229,8 @@ def test_browser_logs_in_and_sees_the_iflow_page(deployment, example_run):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("the browser test needs Debian's chromium and chromium-driver (apt-get install)")
     af = deployment["af"]
-    password = json.loads(af.password_file.read_text())["admin"]
-    profile = tempfile.mkdtemp(prefix="iflow-chromium-")
-    driver = _chrome(profile)
-    try:
+    with browser() as driver:
         wait = WebDriverWait(driver, 60)
         driver.get(f"{af.base_url}/iflow/")
         wait.until(lambda d: "/auth/login" in d.current_url)  # no session yet: the login page
@@ -287,7 +267,4 @@ def test_browser_logs_in_and_sees_the_iflow_page(deployment, example_run):
         ARTIFACTS.mkdir(exist_ok=True)
         driver.set_window_size(1400, max(900, driver.execute_script("return document.documentElement.scrollHeight") + 200))
         assert driver.save_screenshot(str(ARTIFACTS / "iflow-page.png"))
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     assert (ARTIFACTS / "iflow-page.png").stat().st_size > 10_000

@@ -16,7 +16,8 @@ task_skipped        ``iflow.task.skipped``                     -
 ``task_failed`` is the final failure (the task instance's state is ``failed``:
 no retries left); a failure that will be retried is ``task_retry``. Every hook
 body is wrapped: an error is logged and swallowed, never failing the task. The
-webhook POST is bounded by ``alerts.BUDGET`` seconds (see ``alerts.py``).
+alert's deliveries (webhook, email, Slack: one lane each, side by side) keep the
+task process at most ``alerts.BUDGET`` seconds plus a margin (see ``runtime/notify``).
 
 Airflow may also call these hooks in the api-server with an ORM TaskInstance
 (a state set through the UI/API); the same code works from its attributes.

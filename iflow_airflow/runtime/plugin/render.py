@@ -115,10 +115,22 @@ def timeline_svg(name: str, tl: dict[str, Any] | None, width: int = 920) -> str:
     return "".join(out)
 
 
+def _late_badge(p: dict[str, Any]) -> str:
+    """``late`` (past ``workflow.deadline``, with by how much) or nothing."""
+    d = p.get("deadline") or {}
+    if not d.get("late"):
+        return ""
+    return (f' <span class="badge late s-failed" title="deadline {e(d.get("deadline"))}, at {e(d.get("deadline_at"))}">'
+            f'late by {e(fmt_s(d.get("late_by_s")))}</span>')
+
+
 def _progress(p: dict[str, Any]) -> str:
     pct = round(100 * (p.get("progress") or 0))
-    return (f'<div class="run" data-run-id="{e(p["run_id"])}" data-done="{p["done"]}" data-total="{p["total"]}">'
+    late = bool((p.get("deadline") or {}).get("late"))
+    return (f'<div class="run" data-run-id="{e(p["run_id"])}" data-done="{p["done"]}" data-total="{p["total"]}" '
+            f'data-late="{"true" if late else "false"}">'
             f'<span class="run-id">{e(p["run_id"])}</span> <span class="badge s-{e(p["state"])}">{e(p["state"])}</span>'
+            f'{_late_badge(p)}'
             f'<div class="progress" role="progressbar" aria-valuenow="{pct}" aria-valuemin="0" aria-valuemax="100">'
             f'<div class="fill s-{e(p["state"])}" style="width:{pct}%"></div></div>'
             f'<span class="count">{p["done"]}/{p["total"]} tasks done ({pct}%)'
@@ -143,6 +155,26 @@ def _throughput(w: dict[str, Any]) -> str:
 
 def _planned(n: int | None) -> str:
     return f"{plural(n, 'task')} · " if n else ""
+
+
+MAX_WAITING_ROWS = 50
+
+
+def waiting_table(waits: list[dict[str, Any]], total: int | None = None) -> str:
+    """"Why is it waiting?": one row per task of a run in progress that is not running (the first
+    :data:`MAX_WAITING_ROWS`; the rest are counted)."""
+    if not waits:
+        return ""
+    total = max(total or 0, len(waits))
+    more = (f'<p class="muted">and {total - MAX_WAITING_ROWS} more (all in the JSON)</p>'
+            if total > MAX_WAITING_ROWS else "")
+    waits = waits[:MAX_WAITING_ROWS]
+    rows = "".join(
+        f'<tr class="waiting" data-task="{e(w["task_id"])}" data-run-id="{e(w["run_id"])}" data-kind="{e(w["kind"])}">'
+        f'<td><code>{e(w["task_id"])}</code></td><td><span class="badge s-{e(w["state"])}">{e(w["state"])}</span></td>'
+        f'<td>{e(w.get("priority"))}</td><td class="reason">{e(w["reason"])}</td></tr>' for w in waits)
+    return ('<h3>Why is it waiting?</h3><table class="waiting-reasons"><tr><th>Task</th><th>State</th>'
+            f'<th>Priority</th><th>Reason</th></tr>{rows}</table>{more}')
 
 
 def workflow_card(w: dict[str, Any]) -> str:
@@ -170,6 +202,7 @@ def workflow_card(w: dict[str, Any]) -> str:
         progress = '<h3>Runs</h3><p class="muted">no run yet</p>'
     tl = w.get("timeline")
     flags = (' <span class="badge paused">paused</span>' if w.get("paused") else "") + (
+        f' <span class="badge late s-failed">{w["late_runs"]} late</span>' if w.get("late_runs") else "") + (
         ' <span class="badge stale">stale</span>' if w.get("stale") else "")
     res = ", ".join(e(r) for r in w.get("resources") or []) or "none"
     tl_title = (f'Timeline of run <code>{e(tl["run_id"])}</code> <span class="badge s-{e(tl["state"])}">'
@@ -178,9 +211,11 @@ def workflow_card(w: dict[str, Any]) -> str:
         f'<section class="workflow" id="wf-{e(name)}" data-workflow="{e(name)}">'
         f'<h2><a href="../dags/{quote(name)}" target="_top">{e(name)}</a>{flags}</h2>'
         f'<p class="desc">{e(w.get("description") or "")}</p>'
-        f'<p class="muted">{_planned(w.get("planned_tasks"))}resources: {res}</p>'
+        f'<p class="muted">{_planned(w.get("planned_tasks"))}resources: {res}'
+        + (f' · deadline {e(w["deadline"])}' if w.get("deadline") else "") + '</p>'
         f'<div class="cols"><div class="runs">{progress}</div>'
         f'<table class="figures">{table}</table></div>'
+        f'{waiting_table(w.get("waiting") or [], w.get("waiting_total"))}'
         f'<h3 class="tl-title">{tl_title}</h3>'
         f'<div class="timeline" data-workflow="{e(name)}">{timeline_svg(name, tl)}</div>'
         f'</section>')
@@ -190,7 +225,7 @@ def resources_table(resources: list[dict[str, Any]]) -> str:
     if not resources:
         return '<p class="muted">No iflow resource (pool) yet.</p>'
     head = ("<tr><th>Resource</th><th>Pool</th><th>Slots</th><th>Busy</th><th>Busy share</th><th>Waiting</th>"
-            "<th>State</th><th>Workflows</th></tr>")
+            "<th>State</th><th>Priority inversions</th><th>Workflows</th></tr>")
     body = []
     for r in resources:
         share = r["busy_share"] or 0.0
@@ -207,7 +242,8 @@ def resources_table(resources: list[dict[str, Any]]) -> str:
             f'<td>{slots}</td><td>{r["busy"]}</td>'
             f'<td><div class="progress small"><div class="fill{" hot" if share > r["threshold"] else ""}" '
             f'style="width:{pct}%"></div></div> {fmt_pct(share)} <span class="muted">/ {fmt_pct(r["threshold"])}'
-            f'</span></td><td>{r["waiting"]}</td><td>{state}</td><td>{e(", ".join(r["workflows"]))}</td></tr>')
+            f'</span></td><td>{r["waiting"]}</td><td>{state}</td><td class="inversions">{r.get("priority_inversions", 0)}</td>'
+            f'<td>{e(", ".join(r["workflows"]))}</td></tr>')
     return f'<table class="resources">{head}{"".join(body)}</table>'
 
 

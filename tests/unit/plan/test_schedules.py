@@ -164,7 +164,7 @@ def test_defaults_of_flags(front):
     assert (plan.enabled, plan.max_active_tasks, plan.catchup, plan.tags, plan.owner, plan.description) == (
         True, 10, False, (), "iflow", None)
     assert plan.alerts.webhook is None
-    assert plan.alerts.events == ("task_failed", "run_failed", "resource_saturated")
+    assert plan.alerts.events == ("task_failed", "run_failed", "resource_saturated", "run_late")
 
 
 @pytest.mark.parametrize("value,code", [("0", "greater_than_equal"), ("10001", "less_than_equal"),

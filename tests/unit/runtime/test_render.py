@@ -54,7 +54,7 @@ def test_card_and_page():
     w["timeline"] = timeline(runs[0], tis, now=at(10))
     w.update(description="desc <b>", paused=True, stale=False, planned_tasks=3, resources=["iflow_db"])
     html = render.workflow_card(w)
-    assert '<div class="run" data-run-id="r1" data-done="1" data-total="3">' in html
+    assert '<div class="run" data-run-id="r1" data-done="1" data-total="3" data-late="false">' in html
     assert "1/3 tasks done (33%), 1 running" in html
     assert 'aria-valuenow="33"' in html and "width:33%" in html
     assert "desc &lt;b&gt;" in html and '<span class="badge paused">paused</span>' in html
@@ -74,3 +74,32 @@ def test_formatting():
     assert [render.fmt_s(v) for v in (None, 0.4, 12.34, 245, 7380)] == ["–", "0.40 s", "12.3 s", "4m 05s", "2h 03m"]
     assert render.fmt_pct(0.756) == "76%"
     assert render.fmt_tick(120, 60) == "2m" and render.fmt_tick(2.5, 0.5) == "2.5 s"
+
+
+def test_late_runs_and_waiting_reasons_are_shown():
+    from iflow_airflow.runtime import deadlines
+
+    runs = [RunRow("wf", "r1", "running", at(0), None)]
+    w = workflow_figures("wf", runs, [row("a", "scheduled", None, None, None)], now=at(3000), total_tasks=1)
+    w["in_progress"][0]["deadline"] = deadlines.lateness(at(0), None, 2700, at(3000))
+    w.update(timeline=None, late_runs=1, deadline="45m", waiting=[
+        {"task_id": "a", "run_id": "r1", "state": "scheduled", "priority": "high (4)", "kind": "resource",
+         "reason": "waiting for resource iflow_db: 1 of 1 slot taken (needs 1), held by x of <y>"}])
+    html = render.workflow_card(w)
+    assert 'data-late="true"' in html and "late by 5m 00s" in html and "1 late</span>" in html
+    assert "deadline 45m" in html
+    assert ('<tr class="waiting" data-task="a" data-run-id="r1" data-kind="resource">' in html
+            and "held by x of &lt;y&gt;</td>" in html)
+
+
+def test_lateness_rule():
+    from iflow_airflow.runtime import deadlines
+
+    assert deadlines.lateness(at(0), None, 60, at(60)) == {
+        "deadline_at": "2026-01-01T00:01:00+00:00", "deadline": "1m", "late": False, "late_by_s": None}
+    assert deadlines.lateness(at(0), at(90), 60, at(500))["late_by_s"] == 30.0  # finished 30 s late
+    assert deadlines.lateness(None, None, 60, at(9)) is None and deadlines.lateness(at(0), None, None, at(9)) is None
+    assert [x.run_id for x in deadlines.late_runs(
+        [("wf", "a", at(0)), ("wf", "b", at(100)), ("other", "c", at(0)), ("wf", "d", None)],
+        {"wf": 60.0}, at(120))] == ["a"]
+    assert deadlines.format_duration(5400) == "1h30m" and deadlines.format_duration(90061) == "1d1h1m1s"
