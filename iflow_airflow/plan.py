@@ -69,6 +69,16 @@ def _topological(ids: list[str], upstream: dict[str, list[str]]) -> tuple[list[s
         path.append(nxt)
 
 
+def _stray_env(p: _Problems, task: Task, fields: dict[str, Any], action: Any, path: tuple[PathPart, ...]) -> None:
+    """``env`` reaches only the processes of ``command:`` and ``prompt:`` tasks; elsewhere it
+    would be silently ignored, so it is an error (located at the task, or its task type)."""
+    if fields.get("env") and not isinstance(action, (CommandAction, PromptAction, type(None))):
+        where = path + ("env",) if task.env else ("task_types", str(task.type), "env")
+        p.add(where, f"`env` is only given to `command:` and `prompt:` processes; this task is a "
+                     f"{action.kind} and would ignore it", "remove `env`, or set it on a command or prompt task",
+              code="stray_env")
+
+
 def _env_collisions(p: _Problems, prefix: str, names: list[tuple[tuple[PathPart, ...], str]], what: str) -> None:
     """Names that become one environment variable (``a-b``, ``a_b``, ``a.b`` -> ``IFLOW_RESULT_a_b``).
 
@@ -293,8 +303,8 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             continue
         first_index[task.id] = i
         ids.append(task.id)
-    _env_collisions(p, run_env.RESULT_PREFIX, [(("workflow", "tasks", first_index[t], "id"), t) for t in ids],
-                    "task id")
+    id_paths = [(("workflow", "tasks", first_index[t], "id"), t) for t in ids]
+    _env_collisions(p, run_env.RESULT_PREFIX, id_paths, "task id")
     _env_collisions(p, run_env.PARAM_PREFIX, [(("workflow", "params", k), k) for k in flow.params], "param")
     upstream: dict[str, list[str]] = {t: [] for t in ids}
     for i, task in enumerate(flow.tasks):
@@ -380,11 +390,7 @@ def make_plan(wf: WorkflowFile, *, file: str, source_text: str, locate: Locator,
             p.add(path + ("emits",), "`emits` needs coordination.sync_mode: event_driven",
                   "sync_mode: event_driven, or no emits", code="emits_mode")
         action = _action(fields, path, p, settings)
-        if fields.get("env") and not isinstance(action, (CommandAction, PromptAction, type(None))):
-            where = path + ("env",) if task.env else ("task_types", str(task.type), "env")
-            p.add(where, f"`env` is only given to `command:` and `prompt:` processes; this task is a "
-                         f"{action.kind} and would ignore it", "remove `env`, or set it on a command or prompt task",
-                  code="stray_env")
+        _stray_env(p, task, fields, action, path)
         resolved[task.id] = dict(fields=fields, level=level, pool=pool, use=use, action=action, index=i)
 
     cost = {t: float(resolved[t]["fields"].get("cost") or 1.0) for t in order if t in resolved}

@@ -116,8 +116,8 @@ def test_dag_processor_on_postgres_survives_every_hostile_file(tmp_path, airflow
     assert "U+0000" in errors["corpus/text_nul_escape.yaml"]
     corpus_files = [p for p in (dags / "corpus").rglob("*.yaml") if p.name != "iflow.defaults.yaml"]
     assert len([f for f in errors if f.startswith("corpus/")]) >= len(corpus_files) - 8  # not-iflow files skip
-    [(owners, tags)] = _rows(dbname, "SELECT d.owners, string_agg(t.name, ',' ORDER BY t.name) FROM dag d "
-                                     "JOIN dag_tag t ON t.dag_id = d.dag_id WHERE d.dag_id = 'good_pg' GROUP BY d.owners")
+    [(owners, tags)] = _rows(dbname, "SELECT d.owners, string_agg(t.name, ',' ORDER BY t.name) FROM dag d JOIN "
+                                     "dag_tag t ON t.dag_id = d.dag_id WHERE d.dag_id = 'good_pg' GROUP BY d.owners")
     assert (owners, tags) == ("ops", "e2e,iflow")
     print(f"\n[e2e] {len(set(seen))} parses with {len(errors)} import errors stored; "
           f"timings {({k: round(v, 1) for k, v in af.timings.items()})}")

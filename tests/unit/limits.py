@@ -28,7 +28,8 @@ CHILD = textwrap.dedent("""
            "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
            "plan": c.plan is not None,
            "total": c.error.total if c.error else 0,
-           "problems": [[p.key_path, p.line, p.column, p.code, p.message] for p in (c.error.problems if c.error else [])]}
+           "problems": [[p.key_path, p.line, p.column, p.code, p.message]
+                        for p in (c.error.problems if c.error else [])]}
     print("OUTCOME " + json.dumps(out))
 """)
 
@@ -40,8 +41,9 @@ def run_limited(path: Path, *, cpu_s: int = 60, mem_mib: int = 1500, max_bytes: 
         resource.setrlimit(resource.RLIMIT_AS, (mem_mib * 2**20, mem_mib * 2**20))
 
     t0 = time.monotonic()
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path), str(max_bytes)], capture_output=True, text=True,
-                          preexec_fn=limits, timeout=cpu_s * 6, env={**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
+                          preexec_fn=limits, timeout=cpu_s * 6, env=env)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("OUTCOME ")), None)
     assert line, f"the child died (rc {proc.returncode}, limits {cpu_s} s CPU, {mem_mib} MiB):\n{proc.stderr[-3000:]}"
     out = json.loads(line[len("OUTCOME "):])
