@@ -475,7 +475,7 @@ class WorkflowEngine:
                 except subprocess.TimeoutExpired:
                     raise EngineError(f"workflow {plan.dag_id!r} did not finish within {self.timeout:g} s; "
                                       f"log: {log_path}") from None
-            output = log_path.read_text(encoding="utf-8", errors="replace")[-LOG_TAIL:]
+            output = _log_tail(log_path)
             if proc.returncode != 0 or not out_path.exists():
                 raise EngineError(f"the dag.test() process of {plan.dag_id!r} failed (exit {proc.returncode}) "
                                   f"after {time.monotonic() - started:.1f} s:\n{output}")
@@ -484,6 +484,14 @@ class WorkflowEngine:
             raise EngineError(f"workflow {plan.dag_id!r} did not run: {data['error']}\n--- output ---\n{output}")
         upstream = {t.task_id: list(t.upstream) for t in plan.tasks}
         return _result(plan.dag_id, data["run"], data["tis"], data["xcom"], upstream, "test", output)
+
+
+def _log_tail(path: Path) -> str:
+    """The last ``LOG_TAIL`` characters of a run's log, reading only its end (a task that
+    printed gigabytes must not be read whole into the caller's memory)."""
+    with path.open("rb") as fh:
+        fh.seek(max(fh.seek(0, os.SEEK_END) - 4 * LOG_TAIL, 0))
+        return fh.read().decode("utf-8", errors="replace")[-LOG_TAIL:]
 
 
 # --- the dag.test() subprocess ----------------------------------------------------------------

@@ -248,3 +248,21 @@ def test_d13_the_scan_survives_a_symlink_loop(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path)  # looked at once, not forever (and not an error)
     results, changed = FolderScanner(tmp_path, SETTINGS).scan()
     assert changed and [(c.display, c.ok) for c in results] == [("a.yaml", True)]
+
+
+def test_the_local_engine_reads_only_the_end_of_a_huge_run_log(tmp_path):
+    """The D6 class on the client side: a run that printed 64 MiB is not read whole to show its tail."""
+    import tracemalloc
+
+    from iflow_airflow.client.engine import LOG_TAIL, _log_tail
+
+    log = tmp_path / "run.log"
+    with log.open("wb") as fh:
+        fh.write(b"x" * (64 * 1024**2))
+        fh.write("the end: é\n".encode())
+    tracemalloc.start()
+    tail = _log_tail(log)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(tail) == LOG_TAIL and tail.endswith("the end: é\n")
+    assert peak < 1024**2, f"{peak:,} bytes allocated to read the tail"

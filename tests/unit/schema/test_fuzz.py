@@ -126,3 +126,170 @@ def test_file_over_the_size_limit_is_a_clear_error(tmp_path: Path, size: int):
     c = compile_file(path, settings=SETTINGS, explicit=True)
     [problem] = c.error.problems
     assert problem.code == "too_large" and f"larger than the limit of {SETTINGS.max_file_bytes:,}" in problem.message
+
+
+# ---------------------------------------------------------------------- issue 14: the attack classes
+# Text the database refuses, size and complexity, symlinks, collisions. See test_hardening_*.py for
+# each defect; here the classes are sampled broadly.
+
+def _db_limits() -> dict[str, int]:
+    """Column sizes read from the installed Airflow's models (not copied from our code)."""
+    from airflow.models.dag import DagModel, DagTag
+    from airflow.models.pool import Pool
+    from airflow.models.taskinstance import TaskInstance
+
+    return {"owners": DagModel.__table__.c.owners.type.length, "tag": DagTag.__table__.c.name.type.length,
+            "dag_id": DagModel.__table__.c.dag_id.type.length, "task_id": TaskInstance.__table__.c.task_id.type.length,
+            "pool": Pool.__table__.c.pool.type.length, "queue": TaskInstance.__table__.c.queue.type.length}
+
+
+def _strings(value, seen=None):
+    """Every str inside a plan (dataclasses, dicts, lists, tuples)."""
+    import dataclasses
+
+    if isinstance(value, str):
+        yield value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _strings(getattr(value, f.name))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def assert_storable(plan) -> None:
+    """What the dag-processor will write fits Airflow's columns and PostgreSQL's text."""
+    limits = _db_limits()
+    assert len(plan.owner) <= limits["owners"] and len(plan.dag_id) <= limits["dag_id"]
+    assert all(len(t) <= limits["tag"] for t in plan.tags)
+    for t in plan.tasks:
+        assert len(t.task_id) <= limits["task_id"] and len(t.queue or "") <= limits["queue"]
+        assert len(t.pool or "") <= limits["pool"]
+    for s in _strings(plan):
+        assert "\x00" not in s
+        s.encode("utf-8")  # no lone surrogate
+
+
+FIELDS = ["  description: {v}", "  owner: {v}", "  tags: [{v}]", "  timezone: {v}", "  params: {{p: {v}}}",
+          "  params: {{{v}: 1}}", "  alerts: {{webhook: {v}}}"]
+TASK_FIELDS = ["command: {v}", "prompt: {v}", "description: {v}", "env: {{X: {v}}}", "type: {v}",
+               "wait: {{file: {v}}}", "wait: {{url: {v}}}"]
+ESCAPES = ["\\0", "\\x01", "\\e", "\\x7f", "\\x85", "\\x9b", "\\ud800", "\\udfff", "\\t", "\\n", "\\r", "\\u2028",
+           "\\U0001F600", "\\N", "\\_", "\\L", "\\P", "\\a", "\\v", "\\f"]
+
+
+@st.composite
+def hostile_text(draw) -> str:
+    """A double-quoted YAML scalar: ordinary text, escapes of control characters, and lengths
+    around Airflow's column sizes."""
+    parts = draw(st.lists(st.one_of(st.sampled_from(ESCAPES), st.text(
+        st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters='"\\'), max_size=8)), max_size=6))
+    pad = draw(st.sampled_from([0, 0, 99, 100, 101, 199, 201, 1999, 2001]))
+    return '"' + "x" * pad + "".join(parts) + '"'
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(FIELDS + [None]), task_field=st.sampled_from(TASK_FIELDS), value=hostile_text())
+def test_text_is_either_refused_with_a_location_or_storable(field, task_field, value):
+    head = (field.format(v=value) + "\n") if field else ""
+    text = (f"workflow:\n  name: fuzz_text\n{head}  tasks:\n    - {{id: a, {task_field.format(v=value)}}}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wf.yaml"
+        path.write_text(text, encoding="utf-8")
+        c = compile_file(path, settings=SETTINGS, explicit=True)
+    if c.error is not None:
+        assert all(p.line is not None for p in c.error.problems), c.error.render()
+        rendered = c.error.render()
+        assert "\x00" not in rendered
+        rendered.encode("utf-8")  # the import error text itself is storable
+    if c.plan is not None:
+        assert_storable(c.plan)
+
+
+ID_ALPHABET = st.text(st.sampled_from("ab-_."), min_size=1, max_size=4).filter(lambda s: s[0] not in "-.")
+
+
+@settings(max_examples=150, deadline=None)
+@given(ids=st.lists(ID_ALPHABET, min_size=2, max_size=6, unique=True),
+       params=st.lists(ID_ALPHABET, max_size=4, unique=True))
+def test_names_never_share_an_environment_variable(ids, params):
+    from iflow_airflow.operators.run_env import PARAM_PREFIX, RESULT_PREFIX, env_name
+
+    tasks = "".join(f"    - {{id: '{i}', command: 'true'}}\n" for i in ids)
+    decl = ("  params: {" + ", ".join(f"'{p}': 1" for p in params) + "}\n") if params else ""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wf.yaml"
+        path.write_text(f"workflow:\n  name: fuzz_names\n{decl}  tasks:\n{tasks}")
+        c = compile_file(path, settings=SETTINGS, explicit=True)
+    collide = (len({env_name(RESULT_PREFIX, i) for i in ids}) < len(ids)
+               or len({env_name(PARAM_PREFIX, p) for p in params}) < len(params))
+    if collide:
+        assert c.plan is None and "env_collision" in {p.code for p in c.error.problems}
+    else:
+        assert c.plan is not None, c.error.render()
+
+
+def _attacks() -> dict[str, bytes]:
+    """Size and complexity attacks, each near the 2 MiB default limit or past a counting limit."""
+    wf = b"workflow:\n  name: attack\n  tasks: [{id: a}]\n"
+    return {
+        "many_unknown_keys": wf + b"".join(b"k%d: 1\n" % i for i in range(150_000))[: 2_000_000],
+        "long_plain_scalar": wf + b"x: " + b"a" * 2_000_000 + b"\n",
+        "long_quoted_escapes": wf + b'x: "' + b"\\x41" * 490_000 + b'"\n',
+        "base_60": b"workflow:\n  name: attack\n  tasks: [{id: a, timeout: 1" + b":59" * 650_000 + b"}]\n",
+        "long_decimal": wf + b"x: " + b"9" * 1_900_000 + b"\n",
+        "long_hex": wf + b"x: 0x" + b"f" * 1_900_000 + b"\n",
+        "long_float": wf + b"x: 1." + b"5" * 1_900_000 + b"\n",
+        "deep_flow": wf + b"x: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "deep_block": wf + b"".join(b" " * i + b"k:\n" for i in range(2000)),
+        "wide_flow": wf + b"x: [" + b"1, " * 600_000 + b"1]\n",
+        "alias_fan_out": wf + b"a: &a [" + b"x, " * 1000 + b"x]\nb: [" + b"*a, " * 300 + b"*a]\n",
+        "merge_chain": b"\n".join([b"m0: &m0 {k0: v}"] + [b"m%d: &m%d {<<: *m%d, k%d: v}" % (i, i, i - 1, i)
+                                                            for i in range(1, 3000)]) + b"\n" + wf,
+        "merge_fan": b"b: &b {" + b", ".join(b"k%d: v" % i for i in range(2000)) + b"}\n"
+                     + b"".join(b"c%d: {<<: [*b, *b, *b]}\n" % i for i in range(300)) + wf,
+        "many_tasks_bad_deps": b"workflow:\n  name: attack\n  tasks:\n" + b"".join(
+            b"    - {id: t%d, dependencies: [t%d, nope]}\n" % (i, i + 1) for i in range(40_000)),
+        "many_anchors": wf + b"".join(b"a%d: &a%d v\n" % (i, i) for i in range(100_000)),
+        "long_line_comment": wf + b"#" + b"x" * 2_000_000 + b"\n",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_attacks()))
+def test_size_and_complexity_attacks_end_in_a_plan_or_a_located_error(tmp_path: Path, name: str):
+    """Bounded time and memory (the child's limits), and always an answer about the file."""
+    from limits import run_limited
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(_attacks()[name])
+    out = run_limited(path, cpu_s=60, mem_mib=1500, max_bytes=2 * 1024 * 1024 + 4096)
+    assert out["plan"] or out["problems"]
+    for key, line, col, code, message in out["problems"]:
+        assert code != "internal", message
+        assert line is not None or code in ("too_large", "truncated", "binary", "encoding"), (key, code, message)
+
+
+def test_symlinks_never_crash_the_folder_or_hide_its_neighbours(tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "broken.yaml").write_text("workflow: {name: b, tasks: []}\n")
+    (outside / "sub").mkdir()
+    (outside / "sub" / "ok.yaml").write_text("workflow: {name: linked_ok, tasks: [{id: t}]}\n")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "good_a.yaml").write_text(GOOD_A)
+    (dags / "to_outside.yaml").symlink_to(outside / "broken.yaml")
+    (dags / "folder").symlink_to(outside / "sub")
+    (dags / "dangling.yaml").symlink_to(tmp_path / "missing.yaml")
+    (dags / "zero.yaml").symlink_to("/dev/zero")  # not a regular file: never read
+    (dags / "loop").symlink_to(dags)
+    (dags / "self.yaml").symlink_to(dags / "self.yaml")
+    os.mkfifo(dags / "fifo.yaml")  # opening it would block: never opened
+    results = {c.display: c for c in compile_folder(dags, SETTINGS)}
+    assert results["good_a.yaml"].ok and results["folder/ok.yaml"].ok
+    assert results["to_outside.yaml"].error is not None
+    assert set(results) == {"good_a.yaml", "folder/ok.yaml", "to_outside.yaml"}
