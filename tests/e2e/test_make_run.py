@@ -15,6 +15,7 @@ the deployment is gone within 15 s (``STOP_GRACE`` 10 s, then SIGKILL).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -103,7 +104,10 @@ def check_running(proc: subprocess.Popen, home: Path, log: Path, env: dict[str, 
     assert oct(secrets.stat().st_mode & 0o777) == "0o600"
     jwt = [line.split("=", 1)[1] for line in secrets.read_text().splitlines() if "JWT_SECRET" in line]
     assert len(jwt[0]) >= 64
-    assert "InsecureKeyLengthWarning" not in log.read_text(errors="replace")
+    text = log.read_text(errors="replace")
+    assert "InsecureKeyLengthWarning" not in text
+    if shutil.which("iflow", path=env["PATH"]) is None:  # no iFlow CLI: prompt tasks get the demo agent
+        assert "prompt: tasks:    the offline DEMO agent (no iflow CLI on PATH)" in text
 
 
 @pytest.mark.parametrize("case", ["sigint-group", "background-make-sigint", "sigterm"])
