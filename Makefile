@@ -1,5 +1,6 @@
 # The README's commands. `make run` sets everything up and runs Airflow standalone
-# with dags/ on embedded SQLite; `make test` sets up (if needed) and runs every test.
+# with dags/ on embedded SQLite; `make test` sets up (if needed) and runs every test;
+# `make dist` builds the wheel to install elsewhere (the Dockerfile builds it the same way).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin

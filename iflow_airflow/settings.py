@@ -145,7 +145,7 @@ def how_to_set(key: str, value: str, load: bool = True) -> str:
     if source.startswith("the environment"):
         return f"set the environment variable {env_key}={value} (it wins over every file)"
     if source.startswith("[iflow]"):
-        return f"change {source} to `{key} = {value}`"
+        return f"change {source} to `{key} = {value}` (or set the environment variable {env_key}={value})"
     path = project_file(load)
     where = f" in {path}" if path is not None else " in airflow.cfg"
     return f"add `{key} = {value}` under [iflow]{where}, or set the environment variable {env_key}={value}"

@@ -201,13 +201,19 @@ STEPS = (("test", testing), ("integrat", integration), ("implement", development
          ("design", design), ("architect", design), ("requirement", analysis), ("analy", analysis))
 
 
+def _after() -> str:
+    """`` after a, b``: the upstream tasks whose answers reached this one (``IFLOW_RESULT_<task>``)."""
+    upstream = sorted(k[len("IFLOW_RESULT_"):] for k in os.environ if k.startswith("IFLOW_RESULT_"))
+    return f" after {', '.join(upstream)}" if upstream else ""
+
+
 def answer(prompt: str) -> str:
     """Do the step the prompt asks for in the run's workspace; the answer line, ending in the folder."""
     ws = workspace()
     words = prompt.lower()
     for keyword, step in STEPS:
         if keyword in words:
-            return f"{DEMO_LABEL} {step(ws, prompt)} in {ws}"
+            return f"{DEMO_LABEL} {step(ws, prompt)} in {ws}{_after()}"
     notes = _write(ws / "notes" / f"{os.environ.get('IFLOW_TASK_ID') or 'task'}.md", prompt)
     return f"{DEMO_LABEL} no step matches the prompt; kept it as {notes.relative_to(ws)} in {ws}"
 

@@ -6,7 +6,8 @@ what a running deployment must show (log servers on loopback only, no insecure-k
 the token secret kept in AIRFLOW_HOME), sends the signal, and checks that every process of
 the deployment is gone within 15 s (``STOP_GRACE`` 10 s, then SIGKILL).
 
-* ``sigint-group``: SIGINT to the process group, what Ctrl-C in a terminal sends;
+* ``sigint-group``: SIGINT to the script's process group;
+* ``make-ctrl-c``: ``make run``, then SIGINT to its process group, what Ctrl-C in a terminal sends;
 * ``background-make-sigint``: ``make run`` started in the background of a non-interactive
   shell (SIGINT inherited as ignored, as ``sh -c 'make run &'`` does), then SIGINT to its group;
 * ``sigterm``: SIGTERM to the script alone (what a service manager or ``kill`` sends).
@@ -15,6 +16,7 @@ the deployment is gone within 15 s (``STOP_GRACE`` 10 s, then SIGKILL).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -82,9 +84,10 @@ def listening(procs: list[psutil.Process], ports: set[int]) -> set[tuple[str, in
 
 def start(case: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     out = log.open("wb")
-    if case == "background-make-sigint":
+    if case in ("background-make-sigint", "make-ctrl-c"):
         return subprocess.Popen(["make", "-s", "run"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_ignore_sigint)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_ignore_sigint if case == "background-make-sigint" else None)
     return subprocess.Popen([str(REPO / "scripts" / "run-standalone")], cwd=REPO, env=env, stdout=out,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -103,10 +106,13 @@ def check_running(proc: subprocess.Popen, home: Path, log: Path, env: dict[str, 
     assert oct(secrets.stat().st_mode & 0o777) == "0o600"
     jwt = [line.split("=", 1)[1] for line in secrets.read_text().splitlines() if "JWT_SECRET" in line]
     assert len(jwt[0]) >= 64
-    assert "InsecureKeyLengthWarning" not in log.read_text(errors="replace")
+    text = log.read_text(errors="replace")
+    assert "InsecureKeyLengthWarning" not in text
+    if shutil.which("iflow", path=env["PATH"]) is None:  # no iFlow CLI: prompt tasks get the demo agent
+        assert "prompt: tasks:    the offline DEMO agent (no iflow CLI on PATH)" in text
 
 
-@pytest.mark.parametrize("case", ["sigint-group", "background-make-sigint", "sigterm"])
+@pytest.mark.parametrize("case", ["sigint-group", "make-ctrl-c", "background-make-sigint", "sigterm"])
 def test_make_run_stops_on_the_usual_signals(case: str, tmp_path: Path) -> None:
     home, log = tmp_path / "home", tmp_path / "run.log"
     env = plain_env(home)
