@@ -16,10 +16,10 @@ the settings of ``make run`` through ``tests/e2e/harness.py``). Per configuratio
 
 Configurations (side by side in one table):
 
-* ``interval only``: ``[iflow] watch_interval = 0``, the shipped
-  ``min_file_process_interval`` (10 s): what the loader's own schedule gives;
-* ``watch (shipped)``: ``watch_interval = 1``, ``min_file_process_interval = 10``;
-* ``watch, interval 30``: ``watch_interval = 1``, ``min_file_process_interval = 30``.
+* ``before``: ``[iflow] watch_interval = 0`` and ``min_file_process_interval = 10``
+  (the previously shipped setting): only the loader's own schedule re-parses it;
+* ``watch, interval 10``: ``watch_interval = 1``, ``min_file_process_interval = 10``;
+* ``shipped``: as shipped (``watch_interval = 1``, ``min_file_process_interval = 30``).
 
 Examples::
 
@@ -49,10 +49,11 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from harness import AirflowDeployment  # noqa: E402
 
 CONFIGS = {
-    "interval only": {"AIRFLOW__IFLOW__WATCH_INTERVAL": "0"},
-    "watch (shipped)": {"AIRFLOW__IFLOW__WATCH_INTERVAL": "1"},
-    "watch, interval 30": {"AIRFLOW__IFLOW__WATCH_INTERVAL": "1",
-                           "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30"},
+    "before: no watch, interval 10": {"AIRFLOW__IFLOW__WATCH_INTERVAL": "0",
+                                      "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10"},
+    "watch, interval 10": {"AIRFLOW__IFLOW__WATCH_INTERVAL": "1",
+                           "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10"},
+    "shipped: watch, interval 30": {},  # docker-compose.yaml and [iflow] defaults as they are
 }
 
 

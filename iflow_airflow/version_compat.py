@@ -358,3 +358,14 @@ def login_url(next_url: str) -> str:
     from airflow.api_fastapi.app import get_auth_manager
 
     return get_auth_manager().get_url_login(next_url=next_url)
+
+def in_task_process(frame: Any) -> bool:
+    """True when the loader runs inside a task's startup parse (3.3.2 and 3.4.0b2:
+    ``airflow/sdk/execution_time/task_runner.py``'s ``parse`` on the call stack)."""
+    for _ in range(60):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "parse" and frame.f_code.co_filename.endswith("execution_time/task_runner.py"):
+            return True
+        frame = frame.f_back
+    return False

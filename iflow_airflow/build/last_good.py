@@ -30,6 +30,9 @@ Rules and limits:
   A file that no longer looks like an iflow file (``workflow:`` misspelt) but had an
   entry is an invalid file, not a deleted one.
 * One store serves one dags folder (entries are keyed by the relative path).
+* Only the dag-processor writes; task processes read (``from_config(read_only=True)``):
+  with a versioned bundle a task parses its run's version of the files, which is then
+  simply compiled (valid) or falls back to the newest last good version (invalid).
 """
 
 from __future__ import annotations
@@ -111,8 +114,9 @@ def entry_for(c: Any, now: float | None = None) -> Entry | None:
 class LastGoodStore:
     """Entries in one folder. Every method is best-effort: a failure is logged, never raised."""
 
-    def __init__(self, folder: Path | str):
+    def __init__(self, folder: Path | str, read_only: bool = False):
         self.folder = Path(folder)
+        self.read_only = read_only  # a task process: reads only (see ``from_config``)
 
     @staticmethod
     def name_of(display: str) -> str:
@@ -136,6 +140,8 @@ class LastGoodStore:
             return None
 
     def put(self, entry: Entry) -> bool:
+        if self.read_only:
+            return False
         try:
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".json")
             try:
@@ -168,6 +174,8 @@ class LastGoodStore:
         return marked
 
     def forget(self, display: str) -> None:
+        if self.read_only:
+            return
         with _quiet():
             os.unlink(self.folder / self.name_of(display))
 
@@ -201,15 +209,20 @@ def folder_from_config() -> Path | None:
     return Path(value).expanduser() if value else plan_cache.airflow_home() / "iflow-last-good"
 
 
-def from_config() -> LastGoodStore | None:
-    """The configured store, or None when it is off or its folder is not safe to use."""
+def from_config(read_only: bool = False) -> LastGoodStore | None:
+    """The configured store, or None when it is off or its folder is not safe to use.
+
+    Task processes open it ``read_only``: with a versioned bundle (``GitDagBundle``) a task
+    parses the loader at its run's bundle version, whose files must not replace the newest
+    last good version; only the dag-processor (and tools) write.
+    """
     from iflow_airflow.plan import cache as plan_cache
 
     try:
         folder = folder_from_config()
         if folder is None or not plan_cache.safe_folder(folder, "last good store", need_write=False):
             return None
-        return LastGoodStore(folder)
+        return LastGoodStore(folder, read_only)
     except Exception as exc:  # the store must never stop DAGs from loading
         log.warning("iflow last good store disabled: %s: %s", type(exc).__name__, exc)
         return None

@@ -100,7 +100,8 @@ def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) 
     root = Path(folder) if folder else Path(namespace.get("__file__", ".")).resolve().parent
     result, bundle = version_compat.running_import()
     with collector_paused():
-        outcomes = load_folder(root, settings, cache=plan_cache.from_config(), store=last_good.from_config())
+        store = last_good.from_config(read_only=version_compat.in_task_process(sys._getframe(1)))
+        outcomes = load_folder(root, settings, cache=plan_cache.from_config(), store=store)
     for o in outcomes:
         if o.dag is not None:
             namespace[f"iflow__{o.dag.dag_id}"] = o.dag
@@ -178,8 +179,8 @@ class IflowYamlImporter(AbstractDagImporter):  # type: ignore[misc,valid-type]
         result = version_compat.dag_import_result(rel, definition)
         try:
             with collector_paused():
-                o = load_one(path, bundle_path, settings, cache=plan_cache.from_config(),
-                             store=last_good.from_config())
+                store = last_good.from_config(read_only=version_compat.in_task_process(sys._getframe(1)))
+                o = load_one(path, bundle_path, settings, cache=plan_cache.from_config(), store=store)
         except Exception as exc:  # never let one file take the processor down
             result.errors.append(version_compat.import_error(rel, f"{type(exc).__name__}: {exc}",
                                                              error_type="iflow", stacktrace=traceback.format_exc()))

@@ -248,6 +248,10 @@ class AirflowClient(AirflowRestClient):
     def import_errors(self) -> list[dict]:
         return self._paged("/api/v2/importErrors", "import_errors")
 
+    def errors_by_file(self) -> dict[str, str]:
+        """The UI's import errors as {file relative to the bundle: message}."""
+        return {e["filename"]: e["stack_trace"] for e in self.import_errors()}
+
     def pools(self) -> dict[str, int]:
         return {p["name"]: p["slots"] for p in self._paged("/api/v2/pools", "pools")}
 

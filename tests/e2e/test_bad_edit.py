@@ -35,6 +35,7 @@ workflow:
 """
 TYPO = CHAIN.replace("dependencies: [t4]", "dependncies: [t4]")
 STEADY = "workflow:\n  name: steady\n  tasks:\n    - {id: only, command: 'echo fine'}\n"
+TICKER = "workflow:\n  name: ticker\n  schedule: 20s\n  tasks:\n    - {id: tick, command: 'echo tick'}\n"
 
 
 def _folder(tmp_path: Path, **files: str) -> Path:
@@ -45,9 +46,6 @@ def _folder(tmp_path: Path, **files: str) -> Path:
         (dags / f"{name}.yaml").write_text(text)
     return dags
 
-
-def _errors(client) -> dict[str, str]:
-    return {e["filename"]: e["stack_trace"] for e in client.import_errors()}
 
 
 def _tags(dag: dict) -> set[str]:
@@ -65,7 +63,7 @@ def _sample_while_broken(af, seconds: float) -> tuple[int, int, int]:
     while time.monotonic() < end:
         af.check_alive()
         samples += 1
-        no_error += "ledger.yaml" not in _errors(client)
+        no_error += "ledger.yaml" not in client.errors_by_file()
         dag = client.dag("ledger")
         no_dag += not dag or dag["is_stale"]
         time.sleep(2)
@@ -74,7 +72,7 @@ def _sample_while_broken(af, seconds: float) -> tuple[int, int, int]:
 
 @pytest.mark.e2e
 def test_a_bad_edit_loses_nothing(airflow_deployment, tmp_path: Path):
-    dags = _folder(tmp_path, ledger=CHAIN, steady=STEADY)
+    dags = _folder(tmp_path, ledger=CHAIN, steady=STEADY, ticker=TICKER)
     af = airflow_deployment(dags, extra_env={"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(REFRESH)})
     client = af.client
     client.wait_for_dag("ledger", timeout=180)
@@ -84,7 +82,7 @@ def test_a_bad_edit_loses_nothing(airflow_deployment, tmp_path: Path):
     run = client.trigger("ledger")
     client.wait_until(lambda: _states(client, "ledger", run).get("t2") == "running", 180, "t2 running")
     (dags / "ledger.yaml").write_text(TYPO)
-    client.wait_until(lambda: "ledger.yaml" in _errors(client), 60, "the typo's import error")
+    client.wait_until(lambda: "ledger.yaml" in client.errors_by_file(), 60, "the typo's import error")
     assert client.wait_for_run("ledger", run, timeout=300) == "success"
     assert set(_states(client, "ledger", run).values()) == {"success"}
 
@@ -92,21 +90,30 @@ def test_a_bad_edit_loses_nothing(airflow_deployment, tmp_path: Path):
     dag = client.wait_until(lambda: (lambda d: d if d and "iflow:last-good" in _tags(d) else None)(
         client.dag("ledger")), 60, "the last good banner on the DAG")
     assert dag["description"].startswith("⚠ running its last good version: ledger.yaml is invalid since ")
-    assert "ledger.yaml:10:" in _errors(client)["ledger.yaml"]
+    assert "ledger.yaml:10:" in client.errors_by_file()["ledger.yaml"]
     run2 = client.trigger("ledger")
     assert client.wait_for_run("ledger", run2, timeout=300) == "success"
     assert sorted(_states(client, "ledger", run2)) == ["t1", "t2", "t3", "t4", "t5", "t6"]
 
-    # Errors without gaps across bundle refreshes; the DAG stays active throughout.
+    # Errors without gaps across bundle refreshes; the DAG stays active throughout; a broken
+    # scheduled workflow keeps firing on its last good version.
+    (dags / "ticker.yaml").write_text(TICKER.replace("command:", "comand:"))
+    client.wait_until(lambda: "ticker.yaml" in client.errors_by_file(), 60, "the ticker's error")
+    broke_at = max((r.get("queued_at") or "" for r in client.runs("ticker")), default="")
     samples, no_error, no_dag = _sample_while_broken(af, 8 * REFRESH)
+    later = [r for r in client.runs("ticker")
+             if (r.get("queued_at") or "") > broke_at and r["run_type"] == "scheduled"]
+    assert later, "no scheduled run of the broken ticker workflow"
+    assert client.wait_for_run("ticker", later[0]["dag_run_id"], timeout=240) == "success"
     print(f"\n[bad-edit] {samples} samples 2 s apart while broken: {no_error} without the error, "
           f"{no_dag} without an active DAG")
     assert (no_error, no_dag) == (0, 0) and samples >= 10
 
     # Fixed: the error goes within seconds (no bundle refresh needed), the banner too.
+    (dags / "ticker.yaml").write_text(TICKER)
     (dags / "ledger.yaml").write_text(CHAIN.replace("echo six", "echo six, fixed"))
     t0 = time.monotonic()
-    client.wait_until(lambda: "ledger.yaml" not in _errors(client), 60, "the error cleared after the fix",
+    client.wait_until(lambda: "ledger.yaml" not in client.errors_by_file(), 60, "the error cleared after the fix",
                       interval=0.25)
     print(f"[bad-edit] error cleared {time.monotonic() - t0:.1f} s after the fix")
     client.wait_until(lambda: "iflow:last-good" not in _tags(client.dag("ledger")), 60, "the banner gone")
@@ -115,7 +122,7 @@ def test_a_bad_edit_loses_nothing(airflow_deployment, tmp_path: Path):
     (dags / "steady.yaml").unlink()
     client.wait_until(lambda: not client.dag("steady") or client.dag("steady")["is_stale"], 180,
                       "the deleted file's workflow gone")
-    assert _errors(client) == {}
+    assert client.errors_by_file() == {}
 
 
 def _chain(name: str, n: int) -> str:
@@ -135,7 +142,7 @@ def test_slow_files_are_their_own_errors_beside_good_ones(airflow_deployment, tm
     client.wait_for_dag("steady", timeout=240)
     client.wait_for_dag("ledger", timeout=60)
     errors = client.wait_until(lambda: (lambda e: e if {"huge.yaml", "keys.yaml"} <= set(e) else None)(
-        _errors(client)), 120, "the slow files' errors")
+        client.errors_by_file()), 120, "the slow files' errors")
     assert "took longer than its budget of 1.0 s ([iflow] file_parse_budget)" in errors["huge.yaml"]
     assert client.dag("huge") is None
     run = client.trigger("steady")
@@ -151,7 +158,7 @@ def test_on_invalid_pause_and_hide(airflow_deployment, tmp_path: Path, policy: s
     client.wait_for_dag("ledger", timeout=180)
     assert client.dag("ledger")["is_paused"] is False
     (dags / "ledger.yaml").write_text(TYPO)
-    client.wait_until(lambda: "ledger.yaml" in _errors(client), 60, "the typo's import error")
+    client.wait_until(lambda: "ledger.yaml" in client.errors_by_file(), 60, "the typo's import error")
     if policy == "pause":
         dag = client.wait_until(lambda: (lambda d: d if d["is_paused"] else None)(client.dag("ledger")), 60,
                                 "the kept DAG paused")
@@ -161,7 +168,7 @@ def test_on_invalid_pause_and_hide(airflow_deployment, tmp_path: Path, policy: s
         client.wait_until(lambda: not client.dag("ledger") or client.dag("ledger")["is_stale"], 180,
                           "the hidden DAG gone")
     (dags / "ledger.yaml").write_text(CHAIN)
-    client.wait_until(lambda: "ledger.yaml" not in _errors(client), 60, "the error cleared after the fix")
+    client.wait_until(lambda: "ledger.yaml" not in client.errors_by_file(), 60, "the error cleared after the fix")
     dag = client.wait_until(lambda: (lambda d: d if d and not d["is_stale"] and not d["is_paused"] else None)(
         client.dag("ledger")), 120, "the workflow active and unpaused again")
     assert "iflow:last-good" not in _tags(dag)

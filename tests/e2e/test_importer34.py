@@ -30,9 +30,6 @@ workflow:
 """
 
 
-def _errors(client) -> dict[str, str]:
-    return {e["filename"]: e["stack_trace"] for e in client.import_errors()}
-
 
 @pytest.mark.e2e
 def test_each_yaml_file_is_its_own_parse_unit_with_its_code_tab(airflow_deployment, tmp_path: Path):
@@ -47,7 +44,7 @@ def test_each_yaml_file_is_its_own_parse_unit_with_its_code_tab(airflow_deployme
     client = af.client
     dag = client.wait_for_dag("ledger", timeout=240)
     assert dag["relative_fileloc"] == "ledger.yaml"
-    errors = client.wait_until(lambda: (lambda e: e if "team/broken.yaml" in e else None)(_errors(client)), 120,
+    errors = client.wait_until(lambda: (lambda e: e if "team/broken.yaml" in e else None)(client.errors_by_file()), 120,
                                "the broken file's own error")
     assert set(errors) == {"team/broken.yaml"}  # the loader .py loaded nothing and failed nothing
     assert "team/broken.yaml:3:" in errors["team/broken.yaml"]
@@ -59,11 +56,11 @@ def test_each_yaml_file_is_its_own_parse_unit_with_its_code_tab(airflow_deployme
 
     # A bad edit: the last good version stays active (not stale), its error is listed.
     (dags / "ledger.yaml").write_text(LEDGER.replace("dependencies: [first]", "dependencies: [frist]"))
-    client.wait_until(lambda: "ledger.yaml" in _errors(client), 120, "the typo's error")
+    client.wait_until(lambda: "ledger.yaml" in client.errors_by_file(), 120, "the typo's error")
     kept = client.wait_until(lambda: (lambda d: d if d and "iflow:last-good" in {t["name"] for t in d["tags"]}
                                       else None)(client.dag("ledger")), 120, "the last good version of ledger")
     assert kept["is_stale"] is False
     run = client.trigger("ledger")
     assert client.wait_for_run("ledger", run, timeout=240) == "success"
     (dags / "ledger.yaml").write_text(LEDGER)
-    client.wait_until(lambda: "ledger.yaml" not in _errors(client), 120, "the error cleared after the fix")
+    client.wait_until(lambda: "ledger.yaml" not in client.errors_by_file(), 120, "the error cleared after the fix")

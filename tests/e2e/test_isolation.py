@@ -38,10 +38,6 @@ workflow:
 """
 
 
-def _errors_by_file(client) -> dict[str, str]:
-    return {e["filename"]: e["stack_trace"] for e in client.import_errors()}
-
-
 @pytest.mark.e2e
 def test_broken_file_hides_nothing_and_clears_once_fixed(airflow_deployment, tmp_path: Path):
     dags = tmp_path / "dags"
@@ -55,7 +51,7 @@ def test_broken_file_hides_nothing_and_clears_once_fixed(airflow_deployment, tmp
 
     client.wait_for_dag("steady", timeout=180)
     client.wait_for_dag("other", timeout=60)
-    assert _errors_by_file(client) == {}
+    assert client.errors_by_file() == {}
     run = client.trigger("steady")
     assert client.wait_for_run("steady", run, timeout=240) == "success"
 
@@ -64,7 +60,7 @@ def test_broken_file_hides_nothing_and_clears_once_fixed(airflow_deployment, tmp
     (dags / "nested").mkdir()
     (dags / "nested" / "fresh.yaml").write_text("workflow:\n  name: fresh\n  tasks: [{id: a, priorty: 1}]\n")
     errors = client.wait_until(
-        lambda: (lambda e: e if {"other.yaml", "nested/fresh.yaml"} <= set(e) else None)(_errors_by_file(client)),
+        lambda: (lambda e: e if {"other.yaml", "nested/fresh.yaml"} <= set(e) else None)(client.errors_by_file()),
         timeout=120, what="import errors of other.yaml and nested/fresh.yaml")
     assert set(errors) == {"other.yaml", "nested/fresh.yaml"}
     assert "other.yaml:6:22: workflow.tasks[0].dependencies[0]: unknown task id 'nowhere'" in errors["other.yaml"]
@@ -83,7 +79,7 @@ def test_broken_file_hides_nothing_and_clears_once_fixed(airflow_deployment, tmp
     # Fix both: the errors go away and the fixed workflow runs again.
     (dags / "other.yaml").write_text(OTHER_OK)
     (dags / "nested" / "fresh.yaml").write_text("workflow:\n  name: fresh\n  tasks: [{id: a, priority: 1}]\n")
-    client.wait_until(lambda: _errors_by_file(client) == {}, timeout=150,
+    client.wait_until(lambda: client.errors_by_file() == {}, timeout=150,
                       what="import errors cleared after the fix (next parse or bundle refresh)")
     client.wait_for_dag("fresh", timeout=60)
     client.wait_until(lambda: client.dag("other") and not client.dag("other")["is_stale"], timeout=90,

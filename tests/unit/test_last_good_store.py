@@ -117,3 +117,14 @@ def test_the_shared_parse_reserve_caps_each_file_and_stops_when_used_up():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_read_only_store_reads_but_never_writes(tmp_path):
+    LastGoodStore(tmp_path).put(entry())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    ro = LastGoodStore(tmp_path, read_only=True)
+    assert ro.get("teams/a.yaml") == entry()
+    assert ro.put(entry(text="workflow: {name: old}\n")) is False  # e.g. a task at an older bundle version
+    assert ro.mark_broken(entry(), since=5.0).broken_since == 5.0
+    ro.forget("teams/a.yaml")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
