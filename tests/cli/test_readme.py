@@ -93,6 +93,8 @@ RUN_ELSEWHERE = {
     "make setup": "the virtualenv every test runs in",
     "make test-fast": "the suite itself",
     "iflow-airflow sync-pools": "tests/airflow/test_sync_pools_cli.py (needs a migrated database)",
+    "pytest tests/e2e/test_bad_edit.py -s": "part of the suite (e2e), with its figures printed",
+    "pytest tests/unit/schema/test_fuzz.py -k attacks -s": "part of the suite (unit), with its figures printed",
 }
 
 

@@ -84,7 +84,7 @@ def test_the_dag_docs_plan_table_fits_a_narrow_modal():
     from iflow_airflow.compiler import compile_file
     from iflow_airflow.settings import IflowSettings
 
-    dags = Path(__file__).resolve().parents[2] / "dags"
+    dags = Path(__file__).resolve().parents[3] / "dags"
     plan = compile_file(dags / "release_pipeline.yaml", root=dags,
                         settings=IflowSettings(allowed_modules=("iflow_airflow.examples",))).plan
     lines = _plan_rows(plan).splitlines()

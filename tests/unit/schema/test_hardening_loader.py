@@ -25,7 +25,7 @@ from iflow_airflow.settings import IflowSettings
 from limits import run_limited
 from tree_files import put
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BASE = "workflow:\n  name: wf\n  tasks: [{id: a}]\n"
 
 # ------------------------------------------------------------------ D1: text the database cannot store

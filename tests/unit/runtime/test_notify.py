@@ -17,7 +17,7 @@ from iflow_airflow.plan.ir import AlertSettings
 from iflow_airflow.runtime import alerts, monitor, notify
 from iflow_airflow.runtime.notify import lanes, message
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 from receivers import DripReceiver, SmtpReceiver, WebhookReceiver  # noqa: E402
 
 
