@@ -37,11 +37,11 @@ def main() -> int:
 
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
-    from sqlalchemy import select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import select
+
     from iflow_airflow.build import registry
 
     folder = conf.get("core", "dags_folder")

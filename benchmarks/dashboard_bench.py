@@ -105,13 +105,12 @@ def child_fill(workflows: int, runs: int, tasks: int) -> None:
     import random
     from datetime import datetime, timedelta, timezone
 
-    from sqlalchemy import insert, select
-
     from airflow.models.dag_version import DagVersion
     from airflow.models.dagrun import DagRun
     from airflow.models.pool import Pool
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.utils.session import create_session
+    from sqlalchemy import insert, select
 
     rnd = random.Random(42)
     ids = task_ids(tasks)
@@ -192,8 +191,8 @@ def _profile_one(fn) -> str:
 def child_direct(repeat: int, profile: bool = False) -> None:
     from airflow.utils.session import create_session
 
-    from iflow_airflow.runtime import summary
     from iflow_airflow.gc_pause import collector_paused
+    from iflow_airflow.runtime import summary
 
     t0 = time.perf_counter()
     plans = summary.current_plans()
@@ -275,9 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    from compose_settings import standalone_env  # scripts/, put on the path by harness
-    from harness import AirflowDeployment, free_port
-    from harness import AirflowDeployment, free_port, standalone_env
+    from harness import AirflowDeployment, free_port, standalone_env  # the settings of scripts/compose_settings.py
 
     cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__, REPO), *sys.argv[1:]])
     facts = machine_facts()

@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 import psutil
-
 from machine import load_avg, machine_facts, print_machine_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = Path(__file__).resolve().parent
@@ -120,7 +119,7 @@ def measure(name: str, env: dict[str, str], n: int, edits: int, steady: float, s
                 text = f"edit {k} of {name}"
                 start = time.monotonic()
                 (dags / f"wf_{i:03d}.yaml").write_text(workflow(i, text))
-                wait_for(af, lambda: descriptions(db).get(f"wf_{i:03d}") == text, 120,
+                wait_for(af, lambda i=i, text=text: descriptions(db).get(f"wf_{i:03d}") == text, 120,
                          f"edit {k} of wf_{i:03d} (seen: {descriptions(db).get(f'wf_{i:03d}')!r})")
                 latencies.append(time.monotonic() - start)
                 time.sleep(rng.uniform(4, 8))

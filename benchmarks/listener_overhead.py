@@ -34,10 +34,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
-import json
 import statistics
 import subprocess
 import sys

@@ -65,7 +65,7 @@ class Size:
         return f"{self.files}x{self.tasks}"
 
     @classmethod
-    def parse(cls, text: str) -> "Size":
+    def parse(cls, text: str) -> Size:
         files, _, tasks = text.lower().partition("x")
         return cls(int(files), int(tasks))
 
@@ -275,7 +275,7 @@ def table(report: dict, sizes: list[str] | None = None) -> str:
     for label, entry in report["sizes"].items():
         if sizes is not None and label not in sizes:
             continue
-        for form, row in entry["forms"].items():
+        for _form, row in entry["forms"].items():
             lines.append(
                 f"| {label} | {row['label']} | {row['bag_s']:.3f} | {row.get('ratio_bag', float('nan')):.2f} "
                 f"| {row['bag_cpu_s']:.3f} | {row.get('ratio_bag_cpu', float('nan')):.2f} "

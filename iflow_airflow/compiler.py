@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from iflow_airflow.source import reader as yaml_source
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.plan.ir import WorkflowPlan
-from iflow_airflow.source.name_owners import NameLedger
 from iflow_airflow.settings import IflowSettings
+from iflow_airflow.source import reader as yaml_source
+from iflow_airflow.source.name_owners import NameLedger
 
 if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
-    from iflow_airflow.schema.models import WorkflowFile
     from iflow_airflow.plan.cache import PlanCache
+    from iflow_airflow.schema.models import WorkflowFile
 
 from iflow_airflow.constants import DEFAULTS_FILE_NAME as DEFAULTS_NAME  # noqa: E402
 from iflow_airflow.constants import YAML_SUFFIXES  # noqa: E402
@@ -347,29 +347,42 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
     and the pool takes the smallest declared size until they agree
     (``pools.desired_pools``).
     """
-    declared: dict[str, dict[tuple[int, int | None], list[Compiled]]] = {}
     names: dict[str, list[Compiled]] = {}
     for r in results:
-        if r.plan is None:
-            continue
-        names.setdefault(r.plan.dag_id, []).append(r)
-        for res in r.plan.resources.values():
-            declared.setdefault(res.name, {}).setdefault((res.slots, res.max_slots), []).append(r)
+        if r.plan is not None:
+            names.setdefault(r.plan.dag_id, []).append(r)
     extra: dict[int, list[Problem]] = {}
     lose_dag: set[int] = set()
+    _resource_sizes(results, extra)
+    _workflow_names(names, ledger or NameLedger(None, Path(".")), extra, lose_dag)
+    _workflow_links(names, extra, lose_dag, context)
+    for r in results:
+        if id(r) in extra:
+            _apply(r, extra[id(r)], lose=id(r) in lose_dag)
+
+
+def _resource_sizes(results: list[Compiled], extra: dict[int, list[Problem]]) -> None:
+    """One resource declared with different sizes: an error on every file that declares it."""
+    declared: dict[str, dict[tuple[int, int | None], list[Compiled]]] = {}
+    for r in results:
+        for res in (r.plan.resources.values() if r.plan is not None else ()):
+            declared.setdefault(res.name, {}).setdefault((res.slots, res.max_slots), []).append(r)
     for name, sizes in declared.items():
         if len(sizes) < 2:
             continue
         ordered = sorted(sizes.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))
         summary = "; ".join(f"slots={s}{f', max_slots={m}' if m else ''} in "
                             + ", ".join(sorted({c.display for c in cs})) for (s, m), cs in ordered)
-        for cs in sizes.values():
-            for c in cs:
-                extra.setdefault(id(c), []).append(Problem(
-                    c.display, f"resource {name!r} is declared with different sizes: {summary}",
-                    ("resources", name), None, None, "the same slots (and max_slots) in every file, "
-                    "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
-    ledger = ledger or NameLedger(None, Path("."))
+        for c in (c for cs in sizes.values() for c in cs):
+            extra.setdefault(id(c), []).append(Problem(
+                c.display, f"resource {name!r} is declared with different sizes: {summary}",
+                ("resources", name), None, None, "the same slots (and max_slots) in every file, "
+                "or declare it once in an iflow.defaults.yaml", "resource_conflict"))
+
+
+def _workflow_names(names: dict[str, list[Compiled]], ledger: NameLedger, extra: dict[int, list[Problem]],
+                    lose_dag: set[int]) -> None:
+    """A name two files claim stays with its owner (the ledger, else the oldest file); the other loses its DAG."""
     kept: dict[str, str] = {}
     for dag_id, claimants in names.items():
         owner = ledger.owner(dag_id, claimants) if len(claimants) > 1 else claimants[0]
@@ -382,18 +395,18 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
                 c.display, f"workflow name {dag_id!r} is already used by {owner.display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
     ledger.save(kept)
-    _workflow_links(names, extra, lose_dag, context)
-    for r in results:
-        if id(r) in extra:
-            assert r.plan is not None
-            problems = extra[id(r)]
-            if r.locate is not None:  # in the file's own text, or the defaults file that declared it
-                for i, prob in enumerate(problems):
-                    where, line, col = r.locate(prob.path)
-                    problems[i] = Problem(where, prob.message, prob.path, line, col, prob.expected, prob.code)
-            r.error = WorkflowFileError(r.display, problems)
-            if id(r) in lose_dag:
-                r.plan = None
+
+
+def _apply(r: Compiled, problems: list[Problem], *, lose: bool) -> None:
+    """The cross-file problems become ``r``'s error, located in its own text or its defaults file."""
+    assert r.plan is not None
+    if r.locate is not None:
+        for i, prob in enumerate(problems):
+            where, line, col = r.locate(prob.path)
+            problems[i] = Problem(where, prob.message, prob.path, line, col, prob.expected, prob.code)
+    r.error = WorkflowFileError(r.display, problems)
+    if lose:
+        r.plan = None
 
 
 def compile_source(display: str, raw: bytes, defaults: Sequence[yaml_source.YamlDocument],

@@ -7,8 +7,8 @@ be right. A file's problems are collected and raised together, never one by one.
 
 from __future__ import annotations
 
-import re
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 

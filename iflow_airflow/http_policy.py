@@ -55,7 +55,7 @@ async def probe_url(url: str, timeout: float, client: Any = None) -> tuple[int |
     async def bounded(c: Any) -> tuple[int | None, str]:
         try:
             return await asyncio.wait_for(run(c), timeout=max(timeout, 0.01))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None, f"no answer within {timeout:g} s"
         except Exception as exc:  # connection refused, DNS, TLS, a bad redirect URL: not yet
             return None, f"{type(exc).__name__}: {exc}"

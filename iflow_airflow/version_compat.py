@@ -18,8 +18,8 @@ import functools
 import logging
 import sys
 import threading
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)

@@ -9,18 +9,19 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from iflow_airflow.plan import describe, queues
-from iflow_airflow.compiler import (
-    Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
-)
-from iflow_airflow.schema.models import json_schema
-from iflow_airflow.plan.ir import WorkflowPlan
-from iflow_airflow.compiler import (
-    Compiled, DefaultsChain, check_across_files, compile_file, compile_folder, iter_yaml_files,
-)
-from iflow_airflow.build.folder import budget_check
-from iflow_airflow.errors import plural
 from iflow_airflow import settings as iflow_settings
+from iflow_airflow.build.folder import budget_check
+from iflow_airflow.compiler import (
+    Compiled,
+    DefaultsChain,
+    check_across_files,
+    compile_file,
+    compile_folder,
+    iter_yaml_files,
+)
+from iflow_airflow.errors import plural
+from iflow_airflow.plan import describe, queues
+from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
 
 LOADER_NAME = "iflow_dags.py"
@@ -72,6 +73,21 @@ def _context(singles: list[Compiled], roots: dict[Path, IflowSettings]) -> list[
     return [c for c in compiled if c is not None]  # not checked across files: their own problems are not ours
 
 
+def _report(c: Compiled, warnings: list[str], *, quiet: bool) -> None:
+    """One file's lines: warnings, every problem (or its conflicts and notes), then the summary."""
+    for line in warnings:
+        print(f"  {line}")
+    if c.error is not None:
+        for problem in c.error.problems:
+            print(f"  {problem}")
+    elif c.plan is not None and not quiet:
+        for conflict in c.plan.conflicts:
+            print(f"  conflict on {conflict.resource}: {conflict.first} before {conflict.second} ({conflict.reason})")
+        for note in c.plan.notes:
+            print(f"  note: {note}")
+    print(_summary(c))
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Every problem of every file; each file compiled (and, if large, built) under the loader's budget (D10).
 
@@ -97,17 +113,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                     roots[root] = settings
     check_across_files(results, context=_context(singles, roots))
     for c in results:
-        for line in warnings.get(id(c), []):
-            print(f"  {line}")
-        if c.error is not None:
-            for problem in c.error.problems:
-                print(f"  {problem}")
-        elif c.plan is not None and not args.quiet:
-            for conflict in c.plan.conflicts:
-                print(f"  conflict on {conflict.resource}: {conflict.first} before {conflict.second} ({conflict.reason})")
-            for note in c.plan.notes:
-                print(f"  note: {note}")
-        print(_summary(c))
+        _report(c, warnings.get(id(c), []), quiet=args.quiet)
     bad = sum(1 for c in results if c.error is not None)
     print(f"{plural(len(results), 'file')} checked, {bad} with problems")
     return 1 if bad else 0

@@ -52,9 +52,9 @@ from typing import Any
 
 import psutil
 
+from iflow_airflow.client.engine import EngineError, WorkflowResult, _result
 from iflow_airflow.client.rest import AirflowApiError, AirflowRestClient
 from iflow_airflow.client.supervisor import marked_processes, read_status, tail
-from iflow_airflow.client.engine import EngineError, TaskResult, WorkflowResult, _result
 from iflow_airflow.plan.ir import WorkflowPlan
 
 MARKER_KEY = "IFLOW_ENGINE_MARKER"

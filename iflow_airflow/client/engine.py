@@ -69,9 +69,9 @@ from typing import Any
 
 import yaml
 
-from iflow_airflow.runtime import figures
 from iflow_airflow.errors import Problem, WorkflowFileError
 from iflow_airflow.plan.ir import WorkflowPlan
+from iflow_airflow.runtime import figures
 from iflow_airflow.settings import DEFAULTS, IflowSettings
 
 TOP_BLOCKS = ("orchestration", "scheduling", "coordination", "resources", "task_types")
@@ -197,8 +197,8 @@ def engine_settings(allowed_modules: tuple[str, ...] | list[str] | str | None = 
 def validate_definition(name: str | None, definition: Mapping[str, Any],
                         settings: IflowSettings | None = None) -> tuple[WorkflowPlan, str]:
     """(plan, YAML text) of a definition; :class:`WorkflowFileError` with every problem otherwise."""
-    from iflow_airflow.source import reader as yaml_source
     from iflow_airflow.compiler import compile_document
+    from iflow_airflow.source import reader as yaml_source
 
     text = definition_yaml(name, definition)
     wf_name = workflow_document(name, definition)["workflow"].get("name")
@@ -502,13 +502,12 @@ def _child_main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     out: dict[str, Any] = {"error": None}
     try:
-        from sqlalchemy import select
-
         from airflow.dag_processing.dagbag import DagBag
         from airflow.models.dagrun import DagRun
         from airflow.models.taskinstance import TaskInstance
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
+        from sqlalchemy import select
 
         folder = os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
         bag = DagBag(dag_folder=folder)

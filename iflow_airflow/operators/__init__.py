@@ -38,11 +38,18 @@ _SUBMODULES = frozenset(
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from iflow_airflow.allowlist import (
+        CallableTargetError,
+        ModuleNotAllowedError,
+        check_callable_target,
+        resolve_callable,
+        split_target,
+    )
     from iflow_airflow.operators.agent import IflowAgentOperator
-    from iflow_airflow.allowlist import ModuleNotAllowedError
     from iflow_airflow.operators.callable import IflowCallableOperator
     from iflow_airflow.operators.checkpoint import IflowCheckpointOperator
     from iflow_airflow.operators.command import IflowCommandOperator
+    from iflow_airflow.operators.items import IflowItemsOperator
     from iflow_airflow.operators.kinds import (
         ENTRY_POINT_GROUP,
         available_kinds,
@@ -51,13 +58,6 @@ if TYPE_CHECKING:
         load_custom_operator,
     )
     from iflow_airflow.operators.run_env import build_env, env_name
-    from iflow_airflow.allowlist import (
-        CallableTargetError,
-        check_callable_target,
-        resolve_callable,
-        split_target,
-    )
-    from iflow_airflow.operators.items import IflowItemsOperator
     from iflow_airflow.operators.run_workflow import IflowRunWorkflowOperator
     from iflow_airflow.operators.wait import IflowWaitOperator
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
-
-from collections.abc import Mapping, Sequence
 
 from iflow_airflow.operators.base import IflowProcessOperator, result_kwargs
 from iflow_airflow.operators.run_env import ITEM, ITEM_INDEX, item_env

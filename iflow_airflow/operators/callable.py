@@ -13,15 +13,15 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from iflow_airflow.allowlist import ModuleNotAllowedError
-from iflow_airflow.operators.base import IflowResultOperator, result_kwargs
-from iflow_airflow.operators.run_env import pull_results, run_params
 from iflow_airflow.allowlist import (
     CallableTargetError,
+    ModuleNotAllowedError,
     check_callable_target,
     resolve_callable,
     split_target,
 )
+from iflow_airflow.operators.base import IflowResultOperator, result_kwargs
+from iflow_airflow.operators.run_env import pull_results, run_params
 from iflow_airflow.settings import IflowSettings
 
 __all__ = [

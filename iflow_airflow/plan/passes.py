@@ -17,9 +17,8 @@ import pendulum
 
 from iflow_airflow import constants
 from iflow_airflow.errors import did_you_mean
-from iflow_airflow.plan import alerting
+from iflow_airflow.plan import alerting, custom, fanout, groups, priorities, schedules
 from iflow_airflow.plan import conflicts as conflict_rules
-from iflow_airflow.plan import custom, fanout, groups, priorities, schedules
 from iflow_airflow.plan import queues as queue_rules
 from iflow_airflow.plan.actions import ACTION_FIELDS, action_of
 from iflow_airflow.plan.draft import Draft, TaskDraft, given

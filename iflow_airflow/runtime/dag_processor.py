@@ -120,9 +120,8 @@ class Upkeep:
 
     @staticmethod
     def _keep_active(session: Any, dags: list[Any]) -> None:
-        from sqlalchemy import update
-
         from airflow.models.dag import DagModel
+        from sqlalchemy import update
 
         from iflow_airflow.build.last_good import TAG_LAST_GOOD
 
@@ -148,9 +147,8 @@ class Upkeep:
         os.replace(tmp, self.paused_record)
 
     def _apply_pause(self, session: Any, dags: list[Any]) -> None:
-        from sqlalchemy import update
-
         from airflow.models.dag import DagModel
+        from sqlalchemy import update
 
         from iflow_airflow.build.last_good import TAG_PAUSED
 

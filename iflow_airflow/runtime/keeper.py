@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from iflow_airflow import settings as iflow_settings
 from iflow_airflow.constants import DEFAULT_LOAD_THRESHOLD
 from iflow_airflow.plan import cache as plan_cache
-from iflow_airflow import settings as iflow_settings
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime.deadlines import DeadlineWatch
 from iflow_airflow.runtime.pools import MANAGED_MARK, DesiredPool, FolderScanner, desired_pools, sync_pools
@@ -78,11 +78,10 @@ class ResourceKeeper:
 
     def read_pools(self, names: list[str]) -> tuple[dict[str, tuple[int, bool, str]], dict[str, dict[str, int]]]:
         """(pool -> (slots, include_deferred, description), pool -> {busy, waiting, running, queued})."""
-        from sqlalchemy import func, select
-
         from airflow.models.pool import Pool
         from airflow.models.taskinstance import TaskInstance as TI
         from airflow.utils.session import create_session
+        from sqlalchemy import func, select
 
         with create_session() as s:
             pools = {name: (int(slots), bool(deferred), desc or "") for name, slots, deferred, desc in s.execute(
@@ -105,8 +104,7 @@ class ResourceKeeper:
 
     def watch(self, desired: dict[str, DesiredPool]) -> bool:
         """One look at every iflow pool; True when a pool size must change (``floor`` updated)."""
-        from iflow_airflow.runtime import alerts
-        from iflow_airflow.runtime import monitor
+        from iflow_airflow.runtime import alerts, monitor
 
         if not desired:
             return False

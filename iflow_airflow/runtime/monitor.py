@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any

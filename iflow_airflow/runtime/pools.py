@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-
-from iflow_airflow.constants import YAML_SUFFIXES
 from pathlib import Path
 from typing import Iterable
 
 from iflow_airflow.compiler import Compiled, compile_folder
-from iflow_airflow.plan.cache import PlanCache
+from iflow_airflow.constants import YAML_SUFFIXES
 from iflow_airflow.errors import plural
+from iflow_airflow.plan.cache import PlanCache
 from iflow_airflow.settings import IflowSettings
 
 log = logging.getLogger(__name__)

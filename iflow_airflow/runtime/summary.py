@@ -28,14 +28,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime import deadlines, waiting
 from iflow_airflow.runtime import figures as fig
-from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime.pools import MANAGED_MARK
 
 log = logging.getLogger(__name__)
 
 from iflow_airflow.constants import DEFAULT_LOAD_THRESHOLD, IFLOW_TAG  # noqa: E402
+
 RUNS_PER_WORKFLOW = 20
 MAX_ACTIVE_ROWS = 5000
 DEFAULT_THRESHOLD = DEFAULT_LOAD_THRESHOLD
@@ -48,8 +49,8 @@ def current_plans() -> dict[str, WorkflowPlan]:
     """Plans of the dags folder of this process's Airflow configuration (cached; {} on any error)."""
     global _scanner
     try:
-        from iflow_airflow.runtime import keeper as resource_keeper
         from iflow_airflow.build import registry
+        from iflow_airflow.runtime import keeper as resource_keeper
 
         keeper = resource_keeper.current()
         if keeper is not None and keeper.plans:
@@ -58,9 +59,8 @@ def current_plans() -> dict[str, WorkflowPlan]:
             if _scanner is None:
                 from airflow.configuration import conf
 
-                from iflow_airflow.runtime.pools import FolderScanner
-
                 from iflow_airflow.plan import cache as plan_cache
+                from iflow_airflow.runtime.pools import FolderScanner
 
                 _scanner = FolderScanner(Path(conf.get("core", "dags_folder")), cache=plan_cache.from_config())
             results, _ = _scanner.scan()
@@ -123,12 +123,11 @@ def _task_rows(rows: list[Any]) -> list[fig.TaskRow]:
 def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_ids: Iterable[str] | None = None,
               only_dag: str | None = None) -> dict[str, Any]:
     """The raw rows the figures need (five queries, see the module docs)."""
-    from sqlalchemy import and_, func, select
-
     from airflow.models.dag import DagModel, DagTag
     from airflow.models.dagrun import DagRun
     from airflow.models.pool import Pool
     from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import and_, func, select
 
     stmt = (select(DagModel.dag_id, DagModel.is_paused, DagModel.is_stale, DagModel.description,
                    DagModel.max_active_tasks)
@@ -180,9 +179,8 @@ def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_i
 
 def read_active(session: Any) -> list[waiting.ActiveRow]:
     """Query 6: the running, queued and scheduled task instances of every DAG (at most MAX_ACTIVE_ROWS)."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import select
 
     rows = session.execute(
         select(TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.pool, TI.pool_slots, TI.priority_weight,

@@ -20,8 +20,8 @@ from iflow_airflow import entry_points
 from iflow_airflow.constants import (  # noqa: F401  (PRIORITY_NAMES etc. are part of the schema's vocabulary)
     ALERT_EVENTS,
     BUILTIN_RESOLVERS,
-    DEFAULT_ALERT_EVENTS,
     BUILTIN_STRATEGIES,
+    DEFAULT_ALERT_EVENTS,
     DEFAULT_LOAD_THRESHOLD,
     MONITORS_GROUP,
     PRIORITY_NAMES,

@@ -8,10 +8,8 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from iflow_airflow.errors import PathPart, Problem, WorkflowFileError, closest
+from iflow_airflow.errors import MAX_PROBLEMS, PathPart, Problem, WorkflowFileError, closest, more_problems
 from iflow_airflow.schema import models
-from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
-from iflow_airflow.errors import MAX_PROBLEMS, PathPart, Problem, WorkflowFileError, more_problems
 
 Locator = Callable[[Sequence[PathPart]], "tuple[str, int | None, int | None]"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from iflow_airflow.client.cli import main
-from iflow_airflow.schema.models import json_schema
 from iflow_airflow.schema import published
+from iflow_airflow.schema.models import json_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_SEED = REPO.parent / "shared" / "examples" / "full_stack_development.yaml"

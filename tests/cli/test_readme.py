@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from iflow_airflow.schema import models
-from iflow_airflow.schema.validate import _unwrap, _item_type
+from iflow_airflow.schema.validate import _item_type, _unwrap
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CONTAINERS = {"resources": "resources.<name>", "task_types": "task_types.<type>", "params": "workflow.params.<p>",

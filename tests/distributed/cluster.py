@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
+from compose_settings import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402  (scripts/, on the path via harness)
 from harness import (  # noqa: E402
     AirflowClient,
     AirflowDeployment,
@@ -57,8 +58,6 @@ from harness import (  # noqa: E402
     DeploymentError,
     free_port,
 )
-
-from compose_settings import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402  (scripts/, on the path via harness)
 
 #: The compose services whose processes the harness starts (name there -> here).
 CORE_SERVICES = {

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cluster import REPO_ROOT, CeleryCluster
 from dist_workflows import LOAD_LEVELS, SHARED_QUEUE, load_workflow_yaml
 

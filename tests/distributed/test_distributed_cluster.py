@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg2
 import pytest
-
 from cluster import (
     CORE_SERVICES,
     TEST_ONLY_SETTINGS,
@@ -26,9 +25,8 @@ from cluster import (
     iso_to_epoch,
     queues_of,
 )
-from dist_workflows import LOAD_LEVELS, LOAD_POOL, LOAD_QUEUES, SHARED_QUEUE
-
 from compose_settings import compose_settings, is_deployment_specific  # scripts/, on the path via harness
+from dist_workflows import LOAD_LEVELS, LOAD_POOL, LOAD_QUEUES, SHARED_QUEUE
 
 pytestmark = pytest.mark.distributed
 

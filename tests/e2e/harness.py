@@ -42,6 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The settings of docker-compose.yaml, as scripts/run-standalone uses them (dev tooling, not the package).
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from compose_settings import standalone_env  # noqa: E402
+
 from iflow_airflow.client.rest import TERMINAL_RUN_STATES, AirflowApiError, AirflowRestClient  # noqa: E402
 
 T = TypeVar("T")

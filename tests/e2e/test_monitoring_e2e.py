@@ -9,6 +9,7 @@ StatsD metrics go to a UDP socket of the test, alerts to an http.server receiver
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import textwrap
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser import browser, login
+from browser import browser
 from harness import REPO_ROOT, AirflowDeployment
 from receivers import StatsdCollector, WebhookReceiver
 
@@ -230,6 +231,7 @@ def test_browser_logs_in_and_sees_the_iflow_page(deployment, example_run):
     from selenium.webdriver.support.ui import WebDriverWait
 
     af = deployment["af"]
+    password = json.loads(af.password_file.read_text())["admin"]
     with browser() as driver:
         wait = WebDriverWait(driver, 60)
         driver.get(f"{af.base_url}/iflow/")

@@ -18,10 +18,11 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="iflow_unit_airflow_home_")
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
+from tree_files import put  # noqa: E402
+
 from iflow_airflow.compiler import Compiled, compile_file  # noqa: E402
 from iflow_airflow.plan.ir import WorkflowPlan  # noqa: E402
 from iflow_airflow.settings import IflowSettings  # noqa: E402
-from tree_files import put  # noqa: E402
 
 SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 

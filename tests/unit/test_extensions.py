@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from iflow_airflow import extensions
-from iflow_airflow.runtime import monitor
 from iflow_airflow.build import registry
+from iflow_airflow.runtime import monitor
 from iflow_airflow.schema.models import json_schema
 from iflow_airflow.settings import IflowSettings
 

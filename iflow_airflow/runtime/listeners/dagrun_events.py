@@ -27,12 +27,12 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from iflow_airflow.runtime import alerts
-from iflow_airflow.runtime import monitor
 from iflow_airflow.build import registry
+from iflow_airflow.runtime import alerts, monitor
 
 log = logging.getLogger(__name__)
 from iflow_airflow.constants import IFLOW_TAG  # noqa: E402
+
 FAILED_TASK_STATES = ("failed", "upstream_failed")
 
 
@@ -53,10 +53,9 @@ def _ms(a: Any, b: Any) -> float | None:
 
 def _task_rows(dag_run: Any) -> list[Any]:
     """(task_id, state, scheduled_dttm, queued_dttm, start_date, pool) of the run's task instances."""
+    from airflow.models.taskinstance import TaskInstance as TI
     from sqlalchemy import select
     from sqlalchemy.orm import object_session
-
-    from airflow.models.taskinstance import TaskInstance as TI
 
     stmt = select(TI.task_id, TI.state, TI.scheduled_dttm, TI.queued_dttm, TI.start_date, TI.pool).where(
         TI.dag_id == dag_run.dag_id, TI.run_id == dag_run.run_id)

@@ -31,9 +31,8 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from iflow_airflow.runtime import alerts
-from iflow_airflow.runtime import monitor
 from iflow_airflow.build import registry
+from iflow_airflow.runtime import alerts, monitor
 
 log = logging.getLogger(__name__)
 from iflow_airflow.constants import IFLOW_TAG  # noqa: E402

@@ -25,16 +25,14 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import get_user
-
-from iflow_airflow.runtime import summary
 from iflow_airflow import version_compat
-from iflow_airflow.runtime import summary
 from iflow_airflow.gc_pause import collector_paused
+from iflow_airflow.runtime import summary
 from iflow_airflow.runtime.plugin import render
 
 log = logging.getLogger(__name__)
@@ -81,26 +79,35 @@ PageUser = Annotated[Any, Depends(page_user)]
 Runs = Annotated[int, Query(ge=1, le=200)]
 
 
+def _summary(user: Any, session: Any, runs: int) -> dict[str, Any]:
+    with collector_paused():  # thousands of task rows: no collector passes over the server's heap
+        return summary.workflows_summary(session, runs_per_workflow=runs,
+                                         dag_ids=_readable_dag_ids(user, session))
+
+
+def _detail(name: str, user: Any, session: Any, run_id: str | None, runs: int) -> dict[str, Any]:
+    with collector_paused():
+        detail = summary.workflow_detail(session, name, run_id=run_id, runs_per_workflow=runs,
+                                         dag_ids=_readable_dag_ids(user, session))
+    if detail is None:
+        raise HTTPException(404, f"no iflow workflow named {name!r}")
+    return detail
+
+
 def create_app() -> FastAPI:
+    """The /iflow app: the page and its JSON (authenticated), static files, the public schemas."""
     app = FastAPI(title="iflow", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(exc.url, status_code=303, headers=NO_STORE)
 
-    def _summary(user: Any, session: Any, runs: int) -> dict[str, Any]:
-        with collector_paused():  # thousands of task rows: no collector passes over the server's heap
-            return summary.workflows_summary(session, runs_per_workflow=runs,
-                                             dag_ids=_readable_dag_ids(user, session))
+    _add_views(app)
+    _add_files(app)
+    return app
 
-    def _detail(name: str, user: Any, session: Any, run_id: str | None, runs: int) -> dict[str, Any]:
-        with collector_paused():
-            detail = summary.workflow_detail(session, name, run_id=run_id, runs_per_workflow=runs,
-                                             dag_ids=_readable_dag_ids(user, session))
-        if detail is None:
-            raise HTTPException(404, f"no iflow workflow named {name!r}")
-        return detail
 
+def _add_views(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse)
     def page(user: PageUser, session: SessionDep, runs: Runs = summary.RUNS_PER_WORKFLOW) -> HTMLResponse:
         return HTMLResponse(render.page(_summary(user, session, runs)), headers=NO_STORE)
@@ -124,6 +131,8 @@ def create_app() -> FastAPI:
         return Response(render.timeline_svg(name, detail["timeline"]), media_type="image/svg+xml",
                         headers=NO_STORE)
 
+
+def _add_files(app: FastAPI) -> None:
     @app.get("/static/{filename}")
     def static(filename: str, user: User) -> FileResponse:
         if filename not in STATIC_FILES:
@@ -137,5 +146,3 @@ def create_app() -> FastAPI:
         if name not in published.NAMES:
             raise HTTPException(404, f"no schema {name!r}; known: {', '.join(published.NAMES)}")
         return Response(published.packaged_text(name), media_type="application/schema+json")
-
-    return app

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from iflow_airflow import WorkflowEngine
-from iflow_airflow.client.rest import AirflowApiError, AirflowRestClient, WorkflowNotDeployedError
 from iflow_airflow.client.engine import definition_yaml, workflow_document
-from iflow_airflow.errors import WorkflowFileError
 from iflow_airflow.client.progress import ProgressLine, render
+from iflow_airflow.client.rest import AirflowApiError, AirflowRestClient, WorkflowNotDeployedError
+from iflow_airflow.errors import WorkflowFileError
 
 ENGINE = WorkflowEngine(allowed_modules="iflow_airflow.examples")
 

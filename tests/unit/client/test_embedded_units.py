@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from iflow_airflow.client.embedded import INTERVALS, MARKER_KEY, TAG_PREFIX, embedded_env, tag_definition
-from iflow_airflow.client.supervisor import redact
 from iflow_airflow.client.engine import workflow_document
+from iflow_airflow.client.supervisor import redact
 
 
 def test_the_tag_follows_the_content_not_the_key_order():

@@ -10,7 +10,11 @@ import pytest
 
 from iflow_airflow.compiler import compile_file
 from iflow_airflow.plan.ir import (
-    CallableAction, CheckpointAction, CommandAction, PromptAction, WaitAction,
+    CallableAction,
+    CheckpointAction,
+    CommandAction,
+    PromptAction,
+    WaitAction,
 )
 from iflow_airflow.settings import IflowSettings
 

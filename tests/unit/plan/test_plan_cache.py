@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pendulum
 import pytest
-
-from iflow_airflow.plan import cache as plan_cache
-from iflow_airflow.compiler import compile_file, compile_folder
-from iflow_airflow.settings import IflowSettings
 from tree_files import put
+
+from iflow_airflow.compiler import compile_file, compile_folder
+from iflow_airflow.plan import cache as plan_cache
+from iflow_airflow.settings import IflowSettings
 
 S = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 

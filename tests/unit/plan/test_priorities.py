@@ -8,11 +8,13 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from iflow_airflow.plan import priorities
 from iflow_airflow.compiler import compile_document
 from iflow_airflow.errors import WorkflowFileError
+from iflow_airflow.plan import priorities
 from iflow_airflow.schema.models import PRIORITY_NAMES
 from iflow_airflow.settings import IflowSettings
 from iflow_airflow.source.reader import parse
@@ -163,7 +165,7 @@ def test_property_a_higher_level_always_outweighs_a_lower_one(case):
                     assert a.priority_weight > b.priority_weight
     else:
         if rule != "random":
-            for level, ws in by_level.items():
+            for _level, ws in by_level.items():
                 assert len(set(ws)) == 1
 
 

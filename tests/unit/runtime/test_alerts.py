@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from iflow_airflow.runtime import alerts
-from iflow_airflow.runtime import monitor
+from iflow_airflow.runtime import alerts, monitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "e2e"))
 from receivers import WebhookReceiver as Receiver  # noqa: E402

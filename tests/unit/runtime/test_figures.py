@@ -7,8 +7,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from iflow_airflow.runtime.figures import (
-    PoolRow, RunRow, TaskRow, distribution, max_concurrency, percentile, resource_figures, run_progress,
-    sync_delays, timeline, workflow_figures,
+    PoolRow,
+    RunRow,
+    TaskRow,
+    distribution,
+    max_concurrency,
+    percentile,
+    resource_figures,
+    run_progress,
+    sync_delays,
+    timeline,
+    workflow_figures,
 )
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=timezone.utc)

@@ -12,11 +12,9 @@ import asyncio
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import SETTINGS
 from tree_files import put
 

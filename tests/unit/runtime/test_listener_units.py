@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from iflow_airflow.runtime import monitor
 from iflow_airflow.build import registry
+from iflow_airflow.runtime import monitor
 from iflow_airflow.runtime.listeners import task_events
 
 

@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="iflow_fuzz_airflow_home_")
@@ -268,7 +269,7 @@ def test_size_and_complexity_attacks_end_in_a_plan_or_a_located_error(tmp_path: 
     path.write_bytes(_attacks()[name])
     out = run_limited(path, cpu_s=60, mem_mib=1500, max_bytes=2 * 1024 * 1024 + 4096)
     assert out["plan"] or out["problems"]
-    for key, line, col, code, message in out["problems"]:
+    for key, line, _col, code, message in out["problems"]:
         assert code != "internal", message
         assert line is not None or code in ("too_large", "truncated", "binary", "encoding"), (key, code, message)
 

@@ -7,23 +7,19 @@ never a duration; the figures are printed (``-s``) for the README.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-
-from conftest import SETTINGS, compile_text, error_of, plan_of, problems_of
-from iflow_airflow.compiler import compile_file, compile_folder
-from iflow_airflow import errors
-from iflow_airflow.settings import IflowSettings
+from conftest import SETTINGS, error_of, plan_of, problems_of
 from limits import run_limited
 from tree_files import put
+
+from iflow_airflow import errors
+from iflow_airflow.compiler import compile_file, compile_folder
+from iflow_airflow.settings import IflowSettings
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = "workflow:\n  name: wf\n  tasks: [{id: a}]\n"
@@ -96,8 +92,8 @@ def test_d1_column_sizes_are_those_of_the_installed_airflow():
 
 
 def test_d1_the_error_key_of_a_file_with_an_undecodable_or_huge_name_is_storable(tmp_path):
-    from iflow_airflow.compiler import Compiled
     from iflow_airflow.build.loader import IMPORT_ERROR_FILENAME_MAX, error_key
+    from iflow_airflow.compiler import Compiled
 
     odd = Compiled(tmp_path / "caf\udce9.yaml", "caf\udce9.yaml")
     assert error_key(odd, tmp_path) == "caf\\udce9.yaml"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from iflow_airflow.schema import models
-from iflow_airflow.schema import validate
 from iflow_airflow.errors import WorkflowFileError
+from iflow_airflow.schema import models, validate
 from iflow_airflow.source import reader as yaml_source
 
 

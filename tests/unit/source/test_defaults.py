@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tree_files import put
 
 from iflow_airflow.compiler import compile_file, compile_folder
 from iflow_airflow.settings import IflowSettings
-from tree_files import put
 
 S = IflowSettings(allowed_modules=("iflow_airflow.examples",))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iflow_airflow.source import reader as yaml_source
 from iflow_airflow.errors import WorkflowFileError, format_path
 from iflow_airflow.settings import IflowSettings
+from iflow_airflow.source import reader as yaml_source
 
 GOOD = "workflow:\n  name: ok\n  tasks: [{id: a}]\n"
 
