@@ -139,6 +139,9 @@ def embedded_env(base: Mapping[str, str], home: Path, port: int, database_url: s
     })
     if database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+    else:  # the default SQLite file: wait for locks rather than fail (client/sqlite_args.py)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "iflow_airflow.client.sqlite_args.SYNC"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "iflow_airflow.client.sqlite_args.ASYNC"
     return env
 
 
@@ -261,8 +264,9 @@ class EmbeddedAirflow:
                 "migrate": [sys.executable, "-m", "airflow", "db", "migrate"],
                 "components": {c: _component_argv(c, self.port) for c in COMPONENTS}}
         spec_path = self.home / "supervisor.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        spec_path.chmod(0o600)  # it holds the private Airflow's secrets
+        spec_path.unlink(missing_ok=True)
+        with os.fdopen(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(spec, f)  # readable by this user only: it holds the private Airflow's secrets
         self.timings["start"] = time.monotonic()
         with (self.home / "logs" / "supervisor.log").open("ab") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "iflow_airflow.client.supervisor", str(spec_path)],
@@ -360,14 +364,14 @@ class EmbeddedAirflow:
                 client.set_pool(pool.name, pool.slots, pool.pool_description)
 
     def wait_parsed(self, client: AirflowRestClient, dag_id: str, tag: str, written_at: float,
-                    timeout: float) -> None:
-        """Wait until the DAG carries ``tag``; an import error of its folder newer than the write fails."""
+                    timeout: float) -> dict[str, Any]:
+        """The DAG, once it carries ``tag``; an import error of its folder newer than the write fails."""
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
             dag = client.dag(dag_id)
             if dag is not None and tag in {t.get("name") for t in dag.get("tags") or ()}:
-                return
+                return dag
             errors = [e for e in client._paged("/api/v2/importErrors", "import_errors")
                       if str(e.get("filename", "")).startswith(f"{dag_id}/")
                       and _epoch(e.get("timestamp")) >= written_at - 1]
@@ -414,9 +418,9 @@ class EmbeddedAirflow:
             self.write(plan, text, tag)  # before the api-server answers: parsing overlaps the start
             client = self.client()
             self.sync_pools(client, plan)
-            self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
+            dag = self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
             self.timings.setdefault("first_parsed", time.monotonic() - self.timings["start"])
-            run_id = client.trigger(plan.dag_id, conf)
+            run_id = client.trigger(plan.dag_id, conf, unpause=bool(dag.get("is_paused")))  # one write less
             run = self.wait_run(client, plan.dag_id, run_id, timeout)
             self.timings.setdefault("first_run_done", time.monotonic() - self.timings["start"])
         return collect(client, plan, run)

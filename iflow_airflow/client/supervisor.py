@@ -36,6 +36,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -173,9 +174,16 @@ class Supervisor:
             shutil.copyfile(self.sqlite, tmp)
             os.replace(tmp, self.template)
 
+    def _wal(self) -> None:
+        """Switch the SQLite file to WAL (it stays so): readers never block the one writer."""
+        if self.sqlite and self.sqlite.exists():
+            with contextlib.closing(sqlite3.connect(self.sqlite, timeout=30)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+
     def _migrate(self) -> bool:
         write_status(self.home, "migrating")
         if self._from_template():
+            self._wal()
             return True
         fresh = self.sqlite is not None and not self.sqlite.exists()
         proc = self._popen("db-migrate", self.migrate)
@@ -195,6 +203,7 @@ class Supervisor:
             self._keep_template()
         if self.sqlite:
             self.migrated_mark.touch()
+            self._wal()
         return True
 
     def run(self) -> int:
