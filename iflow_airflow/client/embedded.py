@@ -423,7 +423,7 @@ class EmbeddedAirflow:
             run_id = client.trigger(plan.dag_id, conf, unpause=bool(dag.get("is_paused")))  # one write less
             run = self.wait_run(client, plan.dag_id, run_id, timeout)
             self.timings.setdefault("first_run_done", time.monotonic() - self.timings["start"])
-        return collect(client, plan, run)
+        return collect(client, plan.dag_id, run, {t.task_id: list(t.upstream) for t in plan.tasks})
 
 
 def task_log(client: AirflowRestClient, dag_id: str, run_id: str, ti: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -455,13 +455,14 @@ def task_log(client: AirflowRestClient, dag_id: str, run_id: str, ti: Mapping[st
     return error, "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-def collect(client: AirflowRestClient, plan: WorkflowPlan, run: Mapping[str, Any]) -> WorkflowResult:
-    """The :class:`WorkflowResult` of a finished run: states, results, figures, failures' errors and logs."""
-    dag_id, run_id = plan.dag_id, run["dag_run_id"]
+def collect(client: AirflowRestClient, dag_id: str, run: Mapping[str, Any], upstream: Mapping[str, list[str]],
+            mode: str = "embedded") -> WorkflowResult:
+    """The :class:`WorkflowResult` of a finished run over the REST API: states, results, figures, and
+    the failed tasks' errors and log tails. ``upstream``: ``{task_id: [upstream task ids]}``."""
+    run_id = run["dag_run_id"]
     tis = client.task_instances(dag_id, run_id)
     values = {t["task_id"]: client.result(dag_id, run_id, t["task_id"]) for t in tis if t.get("state") == "success"}
     failures = {t["task_id"]: task_log(client, dag_id, run_id, t) for t in tis if t.get("state") == "failed"}
-    upstream = {t.task_id: list(t.upstream) for t in plan.tasks}
     log = "\n".join(f"--- {task} ---\n{tail_text}" for task, (_, tail_text) in failures.items())
-    return _result(dag_id, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, "embedded",
+    return _result(dag_id, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, mode,
                    log, failures)
