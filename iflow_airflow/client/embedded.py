@@ -23,6 +23,9 @@ Each run (:meth:`EmbeddedAirflow.run`):
 4. triggers it and waits for the run, then reads task instances, results
    (XCom) and, of failed tasks, the error and the log tail.
 
+The default SQLite file runs in WAL mode with a 30 s lock wait
+(:mod:`iflow_airflow.client.sqlite_args`): four components write it at once.
+
 Runs of one workflow name take turns (the dags folder holds one version of a
 file); runs of different names overlap freely and share pools and priorities
 like in any deployment, because this is one. Only the private Airflow's
@@ -287,13 +290,15 @@ class EmbeddedAirflow:
         return left
 
     def _failure(self, what: str) -> EngineStartError:
+        """The error saying why the Airflow is down: the supervisor's reason and that log's tail, else
+        ``what`` with every log's tail. Before the api-server answered it "could not start"."""
         status = read_status(self.home)
+        head = f"the embedded Airflow in {self.home} " + ("is down" if self._client else "could not start")
         if status.get("phase") == "failed":
-            return EngineStartError(f"the embedded Airflow in {self.home} could not start: {status.get('reason')}"
-                                    f"\n--- {status.get('log')} ---\n{status.get('tail', '')}")
+            return EngineStartError(f"{head}: {status.get('reason')}\n--- {status.get('log')} ---\n"
+                                    f"{status.get('tail', '')}")
         logs = "\n".join(f"--- {p} ---\n{tail(p, 15)}" for p in sorted((self.home / "logs").glob("*.log")))
-        return EngineStartError(f"the embedded Airflow in {self.home} could not start: {what} "
-                                f"(supervisor phase {status.get('phase', 'not started')!r})\n{logs}")
+        return EngineStartError(f"{head}: {what} (supervisor phase {status.get('phase', 'not started')!r})\n{logs}")
 
     def check_alive(self) -> None:
         """Raise :class:`EngineStartError` with the reason when the Airflow is down."""

@@ -22,8 +22,9 @@ Rule: nothing the engine started outlives the engine's process. The supervisor
 
 Teardown: SIGTERM to every group and every found process, SIGKILL after
 ``grace`` seconds, reap; when the engine died, also remove its temporary home.
-Limits: the parent-death signal and the subreaper are Linux-only (elsewhere the pipe, the parent poll and the marker scan remain); a
-process that changed its environment and left the tree is not found.
+Limits: the parent-death signal and the subreaper are Linux-only (elsewhere the
+pipe, the parent poll and the marker scan remain); a process that changed its
+environment and left the tree is not found.
 """
 
 from __future__ import annotations
