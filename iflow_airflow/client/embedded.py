@@ -328,8 +328,17 @@ class EmbeddedAirflow:
                                         f"{self.startup_timeout:g} s")
                 time.sleep(POLL)
             self.timings["api_ready"] = time.monotonic() - self.timings["start"]
+            self._warm_execution_api(client)
             self._client = client
             return client
+
+    def _warm_execution_api(self, client: AirflowRestClient) -> None:
+        """One request to the execution API right away: its first answer builds the versioned app
+        (seconds on a busy machine), which would otherwise hit the first task's start with timeouts
+        and retries. Best effort."""
+        with contextlib.suppress(Exception):
+            client.http.get("/execution/health", timeout=max(10.0, self.startup_timeout))
+        self.timings["execution_api_ready"] = time.monotonic() - self.timings["start"]
 
     # --- one run ------------------------------------------------------------------------------
 
