@@ -57,7 +57,7 @@ import psutil
 
 from iflow_airflow.client import AirflowApiError, AirflowRestClient
 from iflow_airflow.client.supervisor import marked_processes, read_status, tail
-from iflow_airflow.engine import EngineError, TaskResult, WorkflowResult, _result
+from iflow_airflow.engine import EngineError, WorkflowResult, _result
 from iflow_airflow.plan_types import WorkflowPlan
 
 MARKER_KEY = "IFLOW_ENGINE_MARKER"
