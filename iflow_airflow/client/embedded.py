@@ -23,6 +23,9 @@ Each run (:meth:`EmbeddedAirflow.run`):
 4. triggers it and waits for the run, then reads task instances, results
    (XCom) and, of failed tasks, the error and the log tail.
 
+The default SQLite file runs in WAL mode with a 30 s lock wait
+(:mod:`iflow_airflow.client.sqlite_args`): four components write it at once.
+
 Runs of one workflow name take turns (the dags folder holds one version of a
 file); runs of different names overlap freely and share pools and priorities
 like in any deployment, because this is one. Only the private Airflow's
@@ -139,6 +142,9 @@ def embedded_env(base: Mapping[str, str], home: Path, port: int, database_url: s
     })
     if database_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+    else:  # the default SQLite file: wait for locks rather than fail (client/sqlite_args.py)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "iflow_airflow.client.sqlite_args.SYNC"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] = "iflow_airflow.client.sqlite_args.ASYNC"
     return env
 
 
@@ -261,8 +267,9 @@ class EmbeddedAirflow:
                 "migrate": [sys.executable, "-m", "airflow", "db", "migrate"],
                 "components": {c: _component_argv(c, self.port) for c in COMPONENTS}}
         spec_path = self.home / "supervisor.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
-        spec_path.chmod(0o600)  # it holds the private Airflow's secrets
+        spec_path.unlink(missing_ok=True)
+        with os.fdopen(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            json.dump(spec, f)  # readable by this user only: it holds the private Airflow's secrets
         self.timings["start"] = time.monotonic()
         with (self.home / "logs" / "supervisor.log").open("ab") as log:
             self._proc = subprocess.Popen([sys.executable, "-m", "iflow_airflow.client.supervisor", str(spec_path)],
@@ -283,13 +290,15 @@ class EmbeddedAirflow:
         return left
 
     def _failure(self, what: str) -> EngineStartError:
+        """The error saying why the Airflow is down: the supervisor's reason and that log's tail, else
+        ``what`` with every log's tail. Before the api-server answered it "could not start"."""
         status = read_status(self.home)
+        head = f"the embedded Airflow in {self.home} " + ("is down" if self._client else "could not start")
         if status.get("phase") == "failed":
-            return EngineStartError(f"the embedded Airflow in {self.home} could not start: {status.get('reason')}"
-                                    f"\n--- {status.get('log')} ---\n{status.get('tail', '')}")
+            return EngineStartError(f"{head}: {status.get('reason')}\n--- {status.get('log')} ---\n"
+                                    f"{status.get('tail', '')}")
         logs = "\n".join(f"--- {p} ---\n{tail(p, 15)}" for p in sorted((self.home / "logs").glob("*.log")))
-        return EngineStartError(f"the embedded Airflow in {self.home} could not start: {what} "
-                                f"(supervisor phase {status.get('phase', 'not started')!r})\n{logs}")
+        return EngineStartError(f"{head}: {what} (supervisor phase {status.get('phase', 'not started')!r})\n{logs}")
 
     def check_alive(self) -> None:
         """Raise :class:`EngineStartError` with the reason when the Airflow is down."""
@@ -319,8 +328,17 @@ class EmbeddedAirflow:
                                         f"{self.startup_timeout:g} s")
                 time.sleep(POLL)
             self.timings["api_ready"] = time.monotonic() - self.timings["start"]
+            self._warm_execution_api(client)
             self._client = client
             return client
+
+    def _warm_execution_api(self, client: AirflowRestClient) -> None:
+        """One request to the execution API right away: its first answer builds the versioned app
+        (seconds on a busy machine), which would otherwise hit the first task's start with timeouts
+        and retries. Best effort."""
+        with contextlib.suppress(Exception):
+            client.http.get("/execution/health", timeout=max(10.0, self.startup_timeout))
+        self.timings["execution_api_ready"] = time.monotonic() - self.timings["start"]
 
     # --- one run ------------------------------------------------------------------------------
 
@@ -360,14 +378,14 @@ class EmbeddedAirflow:
                 client.set_pool(pool.name, pool.slots, pool.pool_description)
 
     def wait_parsed(self, client: AirflowRestClient, dag_id: str, tag: str, written_at: float,
-                    timeout: float) -> None:
-        """Wait until the DAG carries ``tag``; an import error of its folder newer than the write fails."""
+                    timeout: float) -> dict[str, Any]:
+        """The DAG, once it carries ``tag``; an import error of its folder newer than the write fails."""
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
             dag = client.dag(dag_id)
             if dag is not None and tag in {t.get("name") for t in dag.get("tags") or ()}:
-                return
+                return dag
             errors = [e for e in client._paged("/api/v2/importErrors", "import_errors")
                       if str(e.get("filename", "")).startswith(f"{dag_id}/")
                       and _epoch(e.get("timestamp")) >= written_at - 1]
@@ -414,12 +432,12 @@ class EmbeddedAirflow:
             self.write(plan, text, tag)  # before the api-server answers: parsing overlaps the start
             client = self.client()
             self.sync_pools(client, plan)
-            self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
+            dag = self.wait_parsed(client, plan.dag_id, tag, written_at, parse_timeout)
             self.timings.setdefault("first_parsed", time.monotonic() - self.timings["start"])
-            run_id = client.trigger(plan.dag_id, conf)
+            run_id = client.trigger(plan.dag_id, conf, unpause=bool(dag.get("is_paused")))  # one write less
             run = self.wait_run(client, plan.dag_id, run_id, timeout)
             self.timings.setdefault("first_run_done", time.monotonic() - self.timings["start"])
-        return collect(client, plan, run)
+        return collect(client, plan.dag_id, run, {t.task_id: list(t.upstream) for t in plan.tasks})
 
 
 def task_log(client: AirflowRestClient, dag_id: str, run_id: str, ti: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -451,13 +469,14 @@ def task_log(client: AirflowRestClient, dag_id: str, run_id: str, ti: Mapping[st
     return error, "\n".join(lines[-LOG_TAIL_LINES:])
 
 
-def collect(client: AirflowRestClient, plan: WorkflowPlan, run: Mapping[str, Any]) -> WorkflowResult:
-    """The :class:`WorkflowResult` of a finished run: states, results, figures, failures' errors and logs."""
-    dag_id, run_id = plan.dag_id, run["dag_run_id"]
+def collect(client: AirflowRestClient, dag_id: str, run: Mapping[str, Any], upstream: Mapping[str, list[str]],
+            mode: str = "embedded") -> WorkflowResult:
+    """The :class:`WorkflowResult` of a finished run over the REST API: states, results, figures, and
+    the failed tasks' errors and log tails. ``upstream``: ``{task_id: [upstream task ids]}``."""
+    run_id = run["dag_run_id"]
     tis = client.task_instances(dag_id, run_id)
     values = {t["task_id"]: client.result(dag_id, run_id, t["task_id"]) for t in tis if t.get("state") == "success"}
     failures = {t["task_id"]: task_log(client, dag_id, run_id, t) for t in tis if t.get("state") == "failed"}
-    upstream = {t.task_id: list(t.upstream) for t in plan.tasks}
     log = "\n".join(f"--- {task} ---\n{tail_text}" for task, (_, tail_text) in failures.items())
-    return _result(dag_id, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, "embedded",
+    return _result(dag_id, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, mode,
                    log, failures)

@@ -380,21 +380,19 @@ class WorkflowEngine:
     # --- remote -----------------------------------------------------------------------------
 
     def _run_remote(self, name: str, conf: Mapping[str, Any] | None) -> WorkflowResult:
+        from iflow_airflow.client.embedded import collect
         from iflow_airflow.client.rest import AirflowRestClient
 
         with AirflowRestClient(self.url or "", self.username, self.password) as client:
             client.require_dag(name)
             run_id = client.trigger(name, conf)
             run = client.wait_for_run(name, run_id, timeout=self.timeout, poll=self.poll_interval)
-            tis = client.task_instances(name, run_id)
-            values = {t["task_id"]: client.result(name, run_id, t["task_id"]) for t in tis
-                      if t.get("state") == "success"}
             upstream: dict[str, list[str]] = {}
             for task in client.get(f"/api/v2/dags/{name}/tasks")["tasks"]:
                 upstream.setdefault(task["task_id"], [])
                 for down in task.get("downstream_task_ids") or ():
                     upstream.setdefault(down, []).append(task["task_id"])
-        return _result(name, run, tis, {k: v for k, v in values.items() if v is not None}, upstream, "remote")
+            return collect(client, name, run, upstream, "remote")
 
     # --- private Airflow (embedded and test mode) ------------------------------------------
 

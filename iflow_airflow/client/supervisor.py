@@ -22,8 +22,9 @@ Rule: nothing the engine started outlives the engine's process. The supervisor
 
 Teardown: SIGTERM to every group and every found process, SIGKILL after
 ``grace`` seconds, reap; when the engine died, also remove its temporary home.
-Limits: the parent-death signal and the subreaper are Linux-only (elsewhere the pipe, the parent poll and the marker scan remain); a
-process that changed its environment and left the tree is not found.
+Limits: the parent-death signal and the subreaper are Linux-only (elsewhere the
+pipe, the parent poll and the marker scan remain); a process that changed its
+environment and left the tree is not found.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import re
 import select
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -173,9 +175,16 @@ class Supervisor:
             shutil.copyfile(self.sqlite, tmp)
             os.replace(tmp, self.template)
 
+    def _wal(self) -> None:
+        """Switch the SQLite file to WAL (it stays so): readers never block the one writer."""
+        if self.sqlite and self.sqlite.exists():
+            with contextlib.closing(sqlite3.connect(self.sqlite, timeout=30)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+
     def _migrate(self) -> bool:
         write_status(self.home, "migrating")
         if self._from_template():
+            self._wal()
             return True
         fresh = self.sqlite is not None and not self.sqlite.exists()
         proc = self._popen("db-migrate", self.migrate)
@@ -195,6 +204,7 @@ class Supervisor:
             self._keep_template()
         if self.sqlite:
             self.migrated_mark.touch()
+            self._wal()
         return True
 
     def run(self) -> int:

@@ -39,6 +39,8 @@ def test_the_private_airflow_listens_on_loopback_with_its_own_secrets(tmp_path: 
         "127.0.0.1", "http://127.0.0.1:8123/execution/")
     assert env["AIRFLOW__API_AUTH__JWT_SECRET"] != again["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env  # the engine's SQLite default stays
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] == "iflow_airflow.client.sqlite_args.SYNC"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in again  # a given database keeps its own
     assert again["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql://h/db"
     assert (env[MARKER_KEY], env["PATH"]) == ("m1", "/bin")
     assert all(env[k] == v for k, v in INTERVALS.items())
