@@ -8,24 +8,22 @@ two files that claim the same workflow name.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from iflow_airflow.errors import PathPart, Problem, WorkflowFileError
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.settings import IflowSettings
 from iflow_airflow.source import reader as yaml_source
+from iflow_airflow.source.defaults import DefaultsChain, deep_merge  # noqa: F401  (part of the driver's API)
+from iflow_airflow.source.discovery import iter_yaml_files
 from iflow_airflow.source.name_owners import NameLedger
 
 if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
     from iflow_airflow.plan.cache import PlanCache
     from iflow_airflow.schema.models import WorkflowFile
 
-from iflow_airflow.constants import DEFAULTS_FILE_NAME as DEFAULTS_NAME  # noqa: E402
-from iflow_airflow.constants import YAML_SUFFIXES  # noqa: E402
 
 
 @dataclass
@@ -44,90 +42,6 @@ class Compiled:
     def ok(self) -> bool:
         """Valid with no problem at all (a file in a resource-size conflict has a plan *and* an error)."""
         return self.plan is not None and self.error is None
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key (``over`` wins); any other value replaces."""
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-class DefaultsChain:
-    """Parsed ``iflow.defaults.yaml`` files, cached per folder for one compile pass.
-
-    Also the one place a compile pass resolves paths: the root once, each file
-    once, each folder's chain once (the dag-processor re-parses every file).
-    """
-
-    def __init__(self, root: Path | None, settings: IflowSettings):
-        self.root = root
-        self.settings = settings
-        self._root_resolved = root.resolve() if root is not None else None
-        self._docs: dict[Path, yaml_source.YamlDocument | WorkflowFileError | None] = {}
-        self._chains: dict[Path, list[yaml_source.YamlDocument | WorkflowFileError]] = {}
-
-    def display(self, path: Path) -> str:
-        """``path`` relative to the root (how errors and the plan cache name a file)."""
-        if self.root is not None:
-            for p, root in ((path, self.root), (path.resolve(), self._root_resolved)):
-                try:  # as found (a symlinked sub-folder keeps its name), else resolved
-                    return str(p.relative_to(root))
-                except ValueError:
-                    pass
-        return str(path)
-
-    def _load(self, folder: Path) -> yaml_source.YamlDocument | WorkflowFileError | None:
-        if folder not in self._docs:
-            path = folder / DEFAULTS_NAME
-            doc: yaml_source.YamlDocument | WorkflowFileError | None = None
-            if path.is_file():
-                try:
-                    doc = yaml_source.load_file(path, self.settings.max_file_bytes, self.display(path))
-                    doc = _check_defaults(doc)
-                except WorkflowFileError as exc:
-                    doc = exc
-            self._docs[folder] = doc
-        return self._docs[folder]
-
-    def for_file(self, path: Path) -> list[yaml_source.YamlDocument | WorkflowFileError]:
-        """Defaults docs for ``path``, farthest first (the nearest wins when merged last)."""
-        start = path.parent
-        if start not in self._chains:
-            folders = []
-            folder = start  # walked as written (a symlinked sub-folder stays under the root)
-            stop = self._root_resolved or start.resolve()
-            while True:
-                folders.append(folder)
-                if folder.resolve() == stop or folder.parent == folder:
-                    break
-                folder = folder.parent
-            self._chains[start] = [d for d in (self._load(f) for f in reversed(folders)) if d is not None]
-        return self._chains[start]
-
-
-def _check_defaults(doc: yaml_source.YamlDocument) -> yaml_source.YamlDocument:
-    problems = []
-    if doc.data is None:
-        doc.data = {}
-    if not isinstance(doc.data, dict):
-        problems.append(Problem(doc.file, "a defaults file must be a mapping", (), 1, 1,
-                                "blocks such as `orchestration:` and `resources:`"))
-    else:
-        wf = doc.data.get("workflow")
-        if isinstance(wf, dict):
-            for key in ("tasks", "name"):
-                if key in wf:
-                    line, col, _ = doc.locate(("workflow", key)) or (None, None, False)
-                    problems.append(Problem(doc.file, f"`workflow.{key}` cannot be a default", ("workflow", key),
-                                            line, col, "set it in each workflow file", "defaults"))
-    if problems:
-        raise WorkflowFileError(doc.file, problems)
-    return doc
 
 
 def _locator(own: yaml_source.YamlDocument, defaults: Sequence[yaml_source.YamlDocument]):
@@ -195,47 +109,6 @@ def compile_document(doc: yaml_source.YamlDocument, defaults: Sequence[yaml_sour
                 raise WorkflowFileError(doc.file, schema_errors.problems + more.problems) from None
         raise
     return make_plan(model, **plan_args)
-
-
-def iter_yaml_files(root: Path) -> Iterator[Path]:
-    """YAML files under ``root`` that ``.airflowignore`` does not exclude (Airflow's own rules)."""
-    try:
-        from airflow.configuration import conf
-
-        from iflow_airflow.version_compat import ignore_rule_type
-
-        rule = ignore_rule_type(conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob"))
-    except ImportError:  # no Airflow (plain CLI use): walk without ignore rules
-        rule = None
-    for p in sorted(_walk(root, rule)):
-        path = Path(p)
-        if path.suffix.lower() in YAML_SUFFIXES and path.name != DEFAULTS_NAME and path.is_file():
-            yield path
-
-
-def _walk(root: Path, rule: Any, ignore_file: str = ".airflowignore") -> Iterator[str]:
-    """Airflow's ``find_path_from_directory`` walk (symlinks followed, ignore files applied per
-    folder and below), except that a folder reached a second time (a symlink loop such as
-    ``dags/loop -> ..``) is skipped: Airflow raises there, which dropped every iflow DAG."""
-    patterns_by_dir: dict[Path, list[Any]] = {root.resolve(): []}
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        here = Path(folder)
-        patterns = list(patterns_by_dir.get(here.resolve(), []))
-        if rule is not None and (here / ignore_file).is_file():
-            with open(here / ignore_file) as fh:
-                lines = [re.sub(r"\s*#.*", "", line) for line in fh.read().split("\n")]
-            patterns += [r for r in (rule.compile(line, root, here / ignore_file) for line in lines if line) if r]
-        kept = []
-        for sub in dirs:
-            real = (here / sub).resolve()
-            if real in patterns_by_dir or (rule is not None and rule.match(here / sub, patterns)):
-                continue
-            patterns_by_dir[real] = patterns
-            kept.append(sub)
-        dirs[:] = kept
-        for name in files:
-            if name != ignore_file and (rule is None or not rule.match(here / name, patterns)):
-                yield str(here / name)
 
 
 def _cached_plan(cache: PlanCache, display: str, raw: bytes, defaults: Sequence[Any],

@@ -161,7 +161,7 @@ class IflowYamlImporter(AbstractDagImporter):  # type: ignore[misc,valid-type]
     # --- Airflow 3.3 ----------------------------------------------------------------
 
     def list_dag_files(self, directory: Any, safe_mode: bool = True) -> Iterator[str]:
-        from iflow_airflow.compiler import iter_yaml_files
+        from iflow_airflow.source.discovery import iter_yaml_files
 
         limit = IflowSettings.from_config().max_file_bytes
         for path in iter_yaml_files(Path(directory)):

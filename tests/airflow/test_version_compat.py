@@ -116,7 +116,7 @@ def test_ignore_rules_are_airflows_and_honoured(airflow_env, tmp_path):
         import json, os
         from pathlib import Path
         from iflow_airflow import version_compat
-        from iflow_airflow.compiler import iter_yaml_files
+        from iflow_airflow.source.discovery import iter_yaml_files
         kinds = [version_compat.ignore_rule_type(s).__name__ for s in ("glob", "regexp")]
         methods = all(hasattr(version_compat.ignore_rule_type("glob"), m) for m in ("compile", "match"))
         found = sorted(os.path.relpath(p, {str(root)!r}) for p in iter_yaml_files(Path({str(root)!r})))
