@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 PathPart = str | int
@@ -121,25 +121,3 @@ def more_problems(file: str, hidden: int) -> Problem:
     return Problem(file, f"... and {hidden:,} more problem{'s' if hidden != 1 else ''} (only the first "
                          f"{MAX_PROBLEMS} are listed)", (), None, None, "fix these, then validate again", "truncated",
                    hidden)
-
-
-@dataclass
-class ProblemList:
-    """Collects problems of one file; raise them all at once with ``raise_if_any``."""
-
-    file: str
-    items: list[Problem] = field(default_factory=list)
-
-    def add(self, message: str, path: Sequence[PathPart] = (), *, expected: str | None = None,
-            code: str = "invalid", line: int | None = None, column: int | None = None) -> None:
-        self.items.append(Problem(self.file, message, tuple(path), line, column, expected, code))
-
-    def extend(self, problems: Iterable[Problem]) -> None:
-        self.items.extend(problems)
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise WorkflowFileError(self.file, self.items)

@@ -49,12 +49,12 @@ def _plan_rows(plan: WorkflowPlan) -> str:
     """
     head = "| task | priority | runs on | action |\n|---|---|---|---|"
     rows = []
-    for t in plan.tasks:
-        pool = f"pool {t.pool} x{t.pool_slots}" if t.pool else "no pool"
-        timeout = f"timeout {int(t.timeout)} s" if t.timeout else "no timeout"
-        rows.append(f"| {t.task_id} | {t.level_name} ({t.level}) · weight {t.priority_weight} | "
-                    f"{pool} · queue {t.queue or 'default'} | {t.action.kind} · "
-                    f"{plural(t.retries, 'retry', 'retries')} · {timeout} |")
+    for f in map(describe.task_facts, plan.tasks):
+        pool = f"pool {f['pool']}" if f["pool"] != "-" else "no pool"
+        timeout = f"timeout {f['timeout']}" if f["timeout"] != "-" else "no timeout"
+        queue = f["queue"] if f["queue"] != "-" else "default"
+        rows.append(f"| {f['task']} | {f['level']} · weight {f['weight']} | {pool} · queue {queue} | "
+                    f"{f['action']} · {f['retries']} · {timeout} |")
     return "\n".join([head, *rows])
 
 

@@ -138,11 +138,9 @@ def render_plan(plan: WorkflowPlan) -> str:
     ]
     rows = [["task", "level", "weight", "crit.path", "pool x slots", "queue", "retries", "delay", "timeout",
              "action", "upstream"]]
-    for t in plan.tasks:
-        rows.append([t.task_id, f"{t.level_name}({t.level})", str(t.priority_weight), str(t.critical_path),
-                     f"{t.pool} x{t.pool_slots}" if t.pool else "-", t.queue or "-", str(t.retries),
-                     f"{t.retry_delay:g}s{' exp' if t.exponential_backoff else ''}",
-                     f"{t.timeout:g}s" if t.timeout else "-", t.action.kind, ",".join(t.upstream) or "-"])
+    for f in map(describe.task_facts, plan.tasks):
+        rows.append([f["task"], f["level"], f["weight"], f["critical_path"], f["pool"], f["queue"],
+                     f["retries"].split()[0], f["delay"], f["timeout"], f["action"], f["upstream"]])
     out.append(_table(rows))
     decomposition = describe.decomposition(plan)
     if decomposition:

@@ -5,7 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from iflow_airflow.errors import plural
 from iflow_airflow.plan.ir import PlannedTask, RunRef, RunWorkflowAction, WorkflowPlan
+
+
+def task_facts(t: PlannedTask) -> dict[str, str]:
+    """What the plan decided for one task, each fact as text: the one vocabulary of ``explain``'s
+    table and the DAG docs' table (which lay the same facts out for a terminal and a narrow modal)."""
+    return {
+        "task": t.task_id,
+        "level": f"{t.level_name}({t.level})",
+        "weight": str(t.priority_weight),
+        "critical_path": str(t.critical_path),
+        "pool": f"{t.pool} x{t.pool_slots}" if t.pool else "-",
+        "queue": t.queue or "-",
+        "retries": plural(t.retries, "retry", "retries"),
+        "delay": f"{t.retry_delay:g}s{' exp' if t.exponential_backoff else ''}",
+        "timeout": f"{t.timeout:g}s" if t.timeout else "-",
+        "action": t.action.kind,
+        "upstream": ",".join(t.upstream) or "-",
+    }
 
 
 def ref_text(value: Any) -> str:

@@ -31,14 +31,21 @@ from iflow_airflow.constants import DEFAULT_LOAD_THRESHOLD
 from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime.deadlines import DeadlineWatch
-from iflow_airflow.runtime.pools import MANAGED_MARK, DesiredPool, FolderScanner, desired_pools, sync_pools
+from iflow_airflow.runtime.pools import (
+    MANAGED_MARK,
+    POOL_STATES,
+    DesiredPool,
+    FolderScanner,
+    desired_pools,
+    pool_usage,
+    sync_pools,
+)
 from iflow_airflow.runtime.scaling import PoolState, decide
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 5.0
 DEFAULT_THRESHOLD = DEFAULT_LOAD_THRESHOLD
-BUSY_STATES = ("running", "queued")
 
 
 class ResourceKeeper:
@@ -88,18 +95,10 @@ class ResourceKeeper:
                 select(Pool.pool, Pool.slots, Pool.include_deferred, Pool.description).where(Pool.pool.in_(names)))}
             rows = s.execute(
                 select(TI.pool, TI.state, func.count(), func.sum(TI.pool_slots))
-                .where(TI.pool.in_(names), TI.state.in_(["running", "queued", "scheduled", "deferred"]))
+                .where(TI.pool.in_(names), TI.state.in_(POOL_STATES))
                 .group_by(TI.pool, TI.state)).all()
-        usage: dict[str, dict[str, int]] = {n: {"busy": 0, "waiting": 0, "running": 0, "queued": 0} for n in names}
-        for pool, state, count, slots in rows:
-            u = usage[pool]
-            state = str(getattr(state, "value", state))
-            if state in BUSY_STATES or (state == "deferred" and pools.get(pool, (0, False, ""))[1]):
-                u["busy"] += int(slots or 0)
-            if state == "scheduled":
-                u["waiting"] += int(count)
-            if state in ("running", "queued"):
-                u[state] += int(count)
+        usage = {n: {"busy": 0, "waiting": 0, "running": 0, "queued": 0} for n in names}
+        usage.update(pool_usage(rows, {name: p[1] for name, p in pools.items()}))
         return pools, usage
 
     def watch(self, desired: dict[str, DesiredPool]) -> bool:

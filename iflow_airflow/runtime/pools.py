@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from iflow_airflow.compiler import Compiled, compile_folder
 from iflow_airflow.constants import YAML_SUFFIXES
@@ -143,3 +144,30 @@ def sync_pools(desired: dict[str, DesiredPool], session=None, *, floor: dict[str
     for line in changes:
         log.info("iflow: %s", line)
     return changes
+
+
+#: Task-instance states that count against a pool: running and queued hold their slots,
+#: deferred ones only in a pool whose ``include_deferred`` is set; scheduled ones wait.
+POOL_STATES = ("running", "queued", "scheduled", "deferred")
+
+
+def pool_usage(rows: Iterable[tuple[Any, Any, int, int | None]],
+               include_deferred: Mapping[str, bool]) -> dict[str, dict[str, int]]:
+    """Per pool: slots busy, tasks waiting, tasks running and queued, from ``(pool, state, count, slots)`` rows.
+
+    Rule: as Airflow counts a pool (``Pool.occupied_slots``): ``running`` and ``queued``
+    task instances hold ``pool_slots`` each, ``deferred`` ones too where the pool says
+    ``include_deferred``; ``scheduled`` ones are waiting. One rule for the resource
+    keeper (auto-scaling, saturation) and the /iflow page, so the two never disagree.
+    """
+    usage: dict[str, dict[str, int]] = {}
+    for pool, state, count, slots in rows:
+        state = str(getattr(state, "value", state))
+        u = usage.setdefault(pool, {"busy": 0, "waiting": 0, "running": 0, "queued": 0})
+        if state in ("running", "queued") or (state == "deferred" and include_deferred.get(pool, False)):
+            u["busy"] += int(slots or 0)
+        if state == "scheduled":
+            u["waiting"] += int(count)
+        if state in ("running", "queued"):
+            u[state] += int(count)
+    return usage

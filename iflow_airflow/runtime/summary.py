@@ -31,7 +31,7 @@ from typing import Any
 from iflow_airflow.plan.ir import WorkflowPlan
 from iflow_airflow.runtime import deadlines, waiting
 from iflow_airflow.runtime import figures as fig
-from iflow_airflow.runtime.pools import MANAGED_MARK
+from iflow_airflow.runtime.pools import MANAGED_MARK, POOL_STATES, pool_usage
 
 log = logging.getLogger(__name__)
 
@@ -160,20 +160,11 @@ def read_rows(session: Any, *, runs_per_workflow: int = RUNS_PER_WORKFLOW, dag_i
     pools = {name: {"slots": int(slots), "include_deferred": bool(deferred), "description": desc or ""}
              for name, slots, deferred, desc in session.execute(
                  select(Pool.pool, Pool.slots, Pool.include_deferred, Pool.description)).all()}
-    usage: dict[str, dict[str, int]] = defaultdict(lambda: {"busy": 0, "waiting": 0, "running": 0, "queued": 0})
-    for pool, state, count, slots in session.execute(
-            select(TI.pool, TI.state, func.count(), func.sum(TI.pool_slots))
-            .where(TI.state.in_(["running", "queued", "scheduled", "deferred"]))
-            .group_by(TI.pool, TI.state)).all():
-        state = _s(state)
-        u = usage[pool]
-        if state in ("running", "queued") or (state == "deferred" and pools.get(pool, {}).get("include_deferred")):
-            u["busy"] += int(slots or 0)
-        if state == "scheduled":
-            u["waiting"] += int(count)
-        if state in ("running", "queued"):
-            u[state] += int(count)
-    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": dict(usage),
+    usage = pool_usage(session.execute(
+        select(TI.pool, TI.state, func.count(), func.sum(TI.pool_slots))
+        .where(TI.state.in_(POOL_STATES)).group_by(TI.pool, TI.state)).all(),
+        {name: p["include_deferred"] for name, p in pools.items()})
+    return {"dags": dags, "runs": runs, "tis": tis, "pools": pools, "usage": usage,
             "active": read_active(session)}
 
 

@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
-from compose_settings import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402  (scripts/, on the path via harness)
+from compose_settings import DEFAULT_COMPOSE_FILE, celery_env  # noqa: E402  (scripts/: tests/conftest.py)
 from harness import (  # noqa: E402
     AirflowClient,
     AirflowDeployment,

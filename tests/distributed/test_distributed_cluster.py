@@ -25,7 +25,7 @@ from cluster import (
     iso_to_epoch,
     queues_of,
 )
-from compose_settings import compose_settings, is_deployment_specific  # scripts/, on the path via harness
+from compose_settings import compose_settings, is_deployment_specific  # scripts/ (tests/conftest.py)
 from dist_workflows import LOAD_LEVELS, LOAD_POOL, LOAD_QUEUES, SHARED_QUEUE
 
 pytestmark = pytest.mark.distributed

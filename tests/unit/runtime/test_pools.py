@@ -75,3 +75,15 @@ def test_folder_scanner_recompiles_only_changed_files_with_the_plan_cache(tmp_pa
     results, changed = scanner.scan()
     assert changed and (cache.hits, cache.misses) == (1, 3)  # a.yaml from the cache, b.yaml compiled
     assert set(desired_pools(results)) == {"iflow_db", "iflow_gpu"}
+
+
+def test_pool_usage_counts_as_airflow_counts_a_pool():
+    """One rule for the keeper and the page: running/queued hold slots, deferred only where the pool says so."""
+    from iflow_airflow.runtime.pools import pool_usage
+
+    rows = [("db", "running", 2, 3), ("db", "queued", 1, 1), ("db", "scheduled", 4, 4), ("db", "deferred", 1, 2),
+            ("gpu", "deferred", 2, 2), ("gpu", "running", 1, 1)]
+    usage = pool_usage(rows, {"db": False, "gpu": True})
+    assert usage["db"] == {"busy": 4, "waiting": 4, "running": 2, "queued": 1}
+    assert usage["gpu"] == {"busy": 3, "waiting": 0, "running": 1, "queued": 0}
+    assert "other" not in usage

@@ -91,6 +91,6 @@ def test_the_dag_docs_plan_table_fits_a_narrow_modal():
     assert lines[0] == "| task | priority | runs on | action |"
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
     assert all(len(row) == 4 for row in cells)
-    assert cells[2] == ["migrate_database", "critical (5) · weight 5000300",
-                        "pool iflow_database x1 · queue default", "command · 2 retries · timeout 120 s"]
+    assert cells[2] == ["migrate_database", "critical(5) · weight 5000300",
+                        "pool iflow_database x1 · queue default", "command · 2 retries · timeout 120s"]
     assert max(len(word) for row in cells for cell in row[1:] for word in cell.split()) <= 20
