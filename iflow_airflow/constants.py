@@ -71,3 +71,7 @@ def env_name(prefix: str, name: str) -> str:
     operators use it to name the variables. One rule, so the two can never disagree.
     """
     return prefix + _ENV_UNSAFE.sub("_", str(name))
+
+#: A ``for_each`` over ``{param}``/``{result}`` gets a task ``<id>__items`` that reads the list at run time
+#: (the planner reserves the id, the builder makes the task).
+ITEMS_SUFFIX = "__items"

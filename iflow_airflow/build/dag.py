@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetAny, BaseOperator, Param
 
 from iflow_airflow.plan import describe
-from iflow_airflow.plan.fanout import ITEMS_SUFFIX
+from iflow_airflow.constants import ITEMS_SUFFIX
 from iflow_airflow.plan.ir import (
     CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, RunWorkflowAction,
     Schedule, WaitAction, WorkflowPlan,

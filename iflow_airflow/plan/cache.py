@@ -132,7 +132,7 @@ def loads(data: bytes) -> WorkflowPlan:
 
 def cacheable(plan: WorkflowPlan) -> bool:
     """Plans whose meaning depends on importable code or entry points are always recompiled."""
-    from iflow_airflow.schema.models import BUILTIN_RESOLVERS, BUILTIN_STRATEGIES
+    from iflow_airflow.constants import BUILTIN_RESOLVERS, BUILTIN_STRATEGIES
 
     if plan.monitors or plan.settings.strategy not in BUILTIN_STRATEGIES \
             or plan.settings.conflict_resolution not in BUILTIN_RESOLVERS:  # extensions (entry points)

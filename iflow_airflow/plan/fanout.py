@@ -28,7 +28,7 @@ from iflow_airflow.plan.ir import ItemSource, RunRef, RunWorkflowAction
 from iflow_airflow.schema.models import Reference
 
 MAPPABLE = ("command", "callable", "prompt", "checkpoint")
-ITEMS_SUFFIX = "__items"  # build: the task that reads a {param}/{result} list at run time
+from iflow_airflow.constants import ITEMS_SUFFIX  # noqa: E402  (build: the task that reads the list)
 
 
 def _ancestors(d: Draft, task_id: str) -> set[str]:

@@ -41,12 +41,25 @@ TYPO = GOOD.replace("dependencies: [first]", "dependencies: [frist]")
 OTHER = "workflow:\n  name: bystander\n  tasks:\n    - {id: only, command: 'echo fine'}\n"
 
 
+_MADE: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _own_folders_removed():
+    """The session's dags folder is shared: a test's workflows (valid, broken, duplicated
+    across folders on purpose) must not stay behind as import errors for later files."""
+    yield
+    while _MADE:
+        shutil.rmtree(_MADE.pop(), ignore_errors=True)
+
+
 class Folder:
     """One test's own subfolder of the session's dags folder, with its own last good store."""
 
     def __init__(self, env, name: str, **settings: str):
         self.env, self.name = env, name
         self.root = env.dags_folder / name
+        _MADE.append(self.root)
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
