@@ -125,7 +125,7 @@ def read_the_docs(driver, af: AirflowDeployment) -> None:
     click_button(driver, "Dag Docs")
     table = wait(driver).until(lambda d: next((t for t in d.find_elements("css selector", "[role=dialog] table")
                                                if t.is_displayed()), False))
-    assert "analyze_requirements" in table.text and "prompt · 3 retries · timeout 300 s" in table.text
+    assert "analyze_requirements" in table.text and "prompt · 3 retries · timeout 300s" in table.text
     fits = driver.execute_script(
         "const t = arguments[0]; const box = t.closest('[role=dialog]').getBoundingClientRect();"
         "const r = t.getBoundingClientRect(); return r.right <= box.right + 1 && t.scrollWidth <= t.clientWidth + 1",
