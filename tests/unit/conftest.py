@@ -1,4 +1,4 @@
-"""Helpers for the front-end (plan layer) unit tests: compile YAML text from a temp folder.
+"""The ``front`` fixture: the compile helpers of compile_helpers.py bound to a test's temp folder.
 
 Settings are always passed explicitly so the environment (airflow.cfg,
 AIRFLOW__IFLOW__*) never changes a result. ``compile_folder`` imports Airflow's
@@ -8,61 +8,21 @@ points at a throw-away folder unless the caller set one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
+from compile_helpers import (  # noqa: F401  (re-exported: older test files import them from here)
+    SETTINGS,
+    compile_text,
+    error_of,
+    plan_of,
+    problems_of,
+    tasks_yaml,
+    write,
+)
 
-if "AIRFLOW_HOME" not in os.environ:
-    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="iflow_unit_airflow_home_")
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-
-from tree_files import put  # noqa: E402
-
-from iflow_airflow.compiler import Compiled, compile_file  # noqa: E402
-from iflow_airflow.plan.ir import WorkflowPlan  # noqa: E402
-from iflow_airflow.settings import IflowSettings  # noqa: E402
-
-SETTINGS = IflowSettings(allowed_modules=("iflow_airflow.examples",))
-
-
-def write(folder: Path, text: str | bytes, name: str = "wf.yaml") -> Path:
-    return put(folder, name, text)
-
-
-def compile_text(folder: Path, text: str | bytes, name: str = "wf.yaml", settings: IflowSettings = SETTINGS,
-                 explicit: bool = True, root: Path | None = None) -> Compiled | None:
-    return compile_file(write(folder, text, name), root=root, settings=settings, explicit=explicit)
-
-
-def plan_of(folder: Path, text: str, **kw) -> WorkflowPlan:
-    c = compile_text(folder, text, **kw)
-    assert c is not None
-    assert c.error is None, c.error.render()
-    assert c.plan is not None
-    return c.plan
-
-
-def problems_of(folder: Path, text: str | bytes, **kw) -> set[tuple[str, int | None, int | None, str]]:
-    """The exact (key_path, line, column, code) set of a broken file."""
-    c = compile_text(folder, text, **kw)
-    assert c is not None
-    assert c.plan is None and c.error is not None, "expected the file to be rejected"
-    return {(p.key_path, p.line, p.column, p.code) for p in c.error.problems}
-
-
-def error_of(folder: Path, text: str | bytes, **kw):
-    c = compile_text(folder, text, **kw)
-    assert c is not None and c.error is not None, "expected the file to be rejected"
-    return c.error
-
-
-def tasks_yaml(*tasks: str) -> str:
-    """A minimal workflow around some flow-style task mappings."""
-    lines = ["workflow:", "  name: wf", "  tasks:"] + [f"    - {t}" for t in tasks]
-    return "\n".join(lines) + "\n"
-
+from iflow_airflow.compiler import Compiled
+from iflow_airflow.plan.ir import WorkflowPlan
 
 
 class Front:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compile_text, plan_of
+from compile_helpers import compile_text, plan_of
 
 from iflow_airflow import constants
 

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import SETTINGS
+from compile_helpers import SETTINGS
 from tree_files import put
 
 

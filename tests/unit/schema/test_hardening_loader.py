@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SETTINGS, error_of, plan_of, problems_of
+from compile_helpers import SETTINGS, error_of, plan_of, problems_of
 from limits import run_limited
 from tree_files import put
 
