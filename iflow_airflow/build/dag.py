@@ -12,14 +12,21 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetAny, BaseOperator, Param
 
-from iflow_airflow.plan import describe
-from iflow_airflow.constants import ITEMS_SUFFIX
-from iflow_airflow.plan.ir import (
-    CallableAction, CheckpointAction, CommandAction, OperatorAction, PlannedTask, PromptAction, RunWorkflowAction,
-    Schedule, WaitAction, WorkflowPlan,
-)
 from iflow_airflow.build import registry
-from iflow_airflow.errors import plural
+from iflow_airflow.constants import ITEMS_SUFFIX
+from iflow_airflow.plan import describe
+from iflow_airflow.plan.ir import (
+    CallableAction,
+    CheckpointAction,
+    CommandAction,
+    OperatorAction,
+    PlannedTask,
+    PromptAction,
+    RunWorkflowAction,
+    Schedule,
+    WaitAction,
+    WorkflowPlan,
+)
 from iflow_airflow.settings import IflowSettings
 
 IFLOW_TAG = "iflow"

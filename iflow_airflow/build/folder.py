@@ -24,13 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from iflow_airflow.build import last_good
-from iflow_airflow.source.name_owners import NameLedger
+from iflow_airflow.build.budget import FileBudgetExceeded, SharedParse, limit
 from iflow_airflow.compiler import (
-    Compiled, DefaultsChain, check_across_files, compile_file, compile_source, iter_yaml_files,
+    Compiled,
+    DefaultsChain,
+    check_across_files,
+    compile_file,
+    compile_source,
+    iter_yaml_files,
 )
 from iflow_airflow.errors import Problem, WorkflowFileError
-from iflow_airflow.build.budget import FileBudgetExceeded, SharedParse, limit
 from iflow_airflow.settings import IflowSettings
+from iflow_airflow.source.name_owners import NameLedger
 
 log = logging.getLogger(__name__)
 

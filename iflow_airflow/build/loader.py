@@ -25,13 +25,13 @@ from typing import Any, Iterator
 
 from iflow_airflow import version_compat
 from iflow_airflow.build import last_good
-from iflow_airflow.plan import cache as plan_cache
-from iflow_airflow.source import reader as yaml_source
+from iflow_airflow.build.folder import Outcome, load_folder, load_one
 from iflow_airflow.compiler import Compiled
 from iflow_airflow.errors import WorkflowFileError, printable
 from iflow_airflow.gc_pause import collector_paused
-from iflow_airflow.build.folder import Outcome, load_folder, load_one
+from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow.settings import IflowSettings
+from iflow_airflow.source import reader as yaml_source
 
 AbstractDagImporter, DagImportError, DagImportResult = version_compat.importer_api()
 

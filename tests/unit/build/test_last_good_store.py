@@ -9,8 +9,8 @@ import time
 import pytest
 
 from iflow_airflow.build import budget as file_budget
-from iflow_airflow.errors import Problem, WorkflowFileError
 from iflow_airflow.build.last_good import Entry, LastGoodStore, banner
+from iflow_airflow.errors import Problem, WorkflowFileError
 
 
 def entry(text: str = "workflow: {name: a}\n", **kw) -> Entry:
