@@ -20,6 +20,9 @@ from iflow_airflow.source.defaults import DefaultsChain, deep_merge  # noqa: F40
 from iflow_airflow.source.discovery import iter_yaml_files
 from iflow_airflow.source.name_owners import NameLedger
 
+if TYPE_CHECKING:
+    from iflow_airflow.plan.facts import Foreign
+
 if TYPE_CHECKING:  # models/validate/plan are imported on first compile: a cached plan needs none of them
     from iflow_airflow.plan.cache import PlanCache
     from iflow_airflow.schema.models import WorkflowFile
@@ -187,10 +190,11 @@ def compile_file(path: Path, *, root: Path | None = None, settings: IflowSetting
 
 
 def _workflow_links(names: dict[str, list[Compiled]], extra: dict[int, list[Problem]], lose_dag: set[int],
-                    context: Iterable[Compiled] = ()) -> None:
+                    context: Iterable[Compiled] = (), foreign: Foreign | None = None) -> None:
     """``run_workflow`` names, params and cycles across the folder (plan/links.py), added to ``extra``.
 
-    ``context``: more compiled files whose workflows may be named (``validate`` of single files).
+    ``context``: more compiled files whose workflows may be named (``validate`` of single files);
+    ``foreign``: the other parse units' workflows (``build.units``).
     """
     from iflow_airflow.plan import links
 
@@ -198,7 +202,9 @@ def _workflow_links(names: dict[str, list[Compiled]], extra: dict[int, list[Prob
     plans.update({dag_id: owners[0].plan for dag_id, owners in names.items() if owners[0].plan is not None})
     if not any(isinstance(t.action, links.RunWorkflowAction) for p in plans.values() for t in p.tasks):
         return
-    for lp in links.check(plans):
+    others = {f.name: links.Linked(f.params or {}, f.runs) for f in (foreign.facts if foreign else ())
+              if f.name not in plans}
+    for lp in links.check(plans, others):
         owners = names.get(lp.dag_id)
         if not owners:
             continue  # a context file: reported when it is checked itself
@@ -209,7 +215,7 @@ def _workflow_links(names: dict[str, list[Compiled]], extra: dict[int, list[Prob
 
 
 def check_across_files(results: list[Compiled], ledger: NameLedger | None = None,
-                       context: Iterable[Compiled] = ()) -> None:
+                       context: Iterable[Compiled] = (), foreign: Foreign | None = None) -> None:
     """Cross-file rules, reported on every file involved: resource sizes, workflow names, ``run_workflow`` links.
 
     A workflow whose name another file already owns gets no DAG; the owner is the
@@ -218,7 +224,8 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
     give one resource different sizes keep their DAGs (a new file must not take
     running workflows down); the conflict is an error on every file involved,
     and the pool takes the smallest declared size until they agree
-    (``pools.desired_pools``).
+    (``pools.desired_pools``). ``foreign``: the other parse units' files (``build.units``),
+    judged with these but never given problems here (their own unit's parse does that).
     """
     names: dict[str, list[Compiled]] = {}
     for r in results:
@@ -226,27 +233,32 @@ def check_across_files(results: list[Compiled], ledger: NameLedger | None = None
             names.setdefault(r.plan.dag_id, []).append(r)
     extra: dict[int, list[Problem]] = {}
     lose_dag: set[int] = set()
-    _resource_sizes(results, extra)
-    _workflow_names(names, ledger or NameLedger(None, Path(".")), extra, lose_dag)
-    _workflow_links(names, extra, lose_dag, context)
+    _resource_sizes(results, extra, foreign)
+    _workflow_names(names, ledger or NameLedger(None, Path(".")), extra, lose_dag, foreign)
+    _workflow_links(names, extra, lose_dag, context, foreign)
     for r in results:
         if id(r) in extra:
             _apply(r, extra[id(r)], lose=id(r) in lose_dag)
 
 
-def _resource_sizes(results: list[Compiled], extra: dict[int, list[Problem]]) -> None:
-    """One resource declared with different sizes: an error on every file that declares it."""
-    declared: dict[str, dict[tuple[int, int | None], list[Compiled]]] = {}
+def _resource_sizes(results: list[Compiled], extra: dict[int, list[Problem]], foreign: Foreign | None = None) -> None:
+    """One resource declared with different sizes: an error on every (local) file that declares it."""
+    declared: dict[str, dict[tuple[int, int | None], list[Any]]] = {}
     for r in results:
         for res in (r.plan.resources.values() if r.plan is not None else ()):
             declared.setdefault(res.name, {}).setdefault((res.slots, res.max_slots), []).append(r)
+    local = set(declared)
+    for f in foreign.facts if foreign else ():
+        for name, slots, max_slots in f.resources:
+            if name in local:
+                declared[name].setdefault((slots, max_slots), []).append(f)
     for name, sizes in declared.items():
         if len(sizes) < 2:
             continue
         ordered = sorted(sizes.items(), key=lambda kv: (kv[0][0], -1 if kv[0][1] is None else kv[0][1]))
         summary = "; ".join(f"slots={s}{f', max_slots={m}' if m else ''} in "
                             + ", ".join(sorted({c.display for c in cs})) for (s, m), cs in ordered)
-        for c in (c for cs in sizes.values() for c in cs):
+        for c in (c for cs in sizes.values() for c in cs if isinstance(c, Compiled)):
             extra.setdefault(id(c), []).append(Problem(
                 c.display, f"resource {name!r} is declared with different sizes: {summary}",
                 ("resources", name), None, None, "the same slots (and max_slots) in every file, "
@@ -254,20 +266,35 @@ def _resource_sizes(results: list[Compiled], extra: dict[int, list[Problem]]) ->
 
 
 def _workflow_names(names: dict[str, list[Compiled]], ledger: NameLedger, extra: dict[int, list[Problem]],
-                    lose_dag: set[int]) -> None:
-    """A name two files claim stays with its owner (the ledger, else the oldest file); the other loses its DAG."""
+                    lose_dag: set[int], foreign: Foreign | None = None) -> None:
+    """A name two files claim stays with its owner (the ledger, else the oldest file); the other loses its DAG.
+
+    A file of another unit (``foreign``) can own a name; only this unit's files lose theirs here.
+    """
     kept: dict[str, str] = {}
-    for dag_id, claimants in names.items():
+    others = foreign.by_name() if foreign else {}
+    for dag_id, local in names.items():
+        claimants: list[Any] = list(local)
+        claimants += [ForeignClaim(ledger.root / f.display, f.display) for f in others.get(dag_id, ())
+                      if f.display not in {c.display for c in local} and (ledger.root / f.display).exists()]
         owner = ledger.owner(dag_id, claimants) if len(claimants) > 1 else claimants[0]
         kept[dag_id] = owner.display
-        for c in claimants:
+        for c in local:
             if c is owner:
                 continue
             lose_dag.add(id(c))
             extra.setdefault(id(c), []).append(Problem(
                 c.display, f"workflow name {dag_id!r} is already used by {owner.display}", ("workflow", "name"),
                 None, None, "a unique workflow.name", "duplicate_workflow"))
-    ledger.save(kept)
+    ledger.save(kept, scope={c.display for cs in names.values() for c in cs} if foreign is not None else None)
+
+
+@dataclass(frozen=True)
+class ForeignClaim:
+    """A file of another parse unit that claims a workflow name (``source.name_owners.Claimant``)."""
+
+    path: Path
+    display: str
 
 
 def _apply(r: Compiled, problems: list[Problem], *, lose: bool) -> None:

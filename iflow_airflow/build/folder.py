@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from iflow_airflow.build import last_good
+from iflow_airflow.build import last_good, units
 from iflow_airflow.build.budget import FileBudgetExceeded, SharedParse, limit
 from iflow_airflow.compiler import (
     Compiled,
@@ -35,6 +35,7 @@ from iflow_airflow.compiler import (
 )
 from iflow_airflow.errors import Problem, WorkflowFileError
 from iflow_airflow.settings import IflowSettings
+from iflow_airflow.source.discovery import has_loader, unit_of
 from iflow_airflow.source.name_owners import NameLedger
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,19 @@ def build_checked(c: Compiled, settings: IflowSettings) -> Any:
         return None
 
 
-def _compile_all(root: Path, settings: IflowSettings, cache: Any, shared: SharedParse) -> tuple[set[str], list]:
-    """(every listed YAML file's display name, the iflow files compiled), each file under its budget."""
-    chain = DefaultsChain(root, settings)
+def _compile_all(unit: Path, top: Path, settings: IflowSettings, cache: Any,
+                 shared: SharedParse) -> tuple[set[str], list]:
+    """(every listed YAML file's display name, the iflow files compiled): the files of ``unit``'s
+    parse unit, named relative to the tree root ``top``, each file under its budget."""
+    chain = DefaultsChain(top, settings)
     listed: set[str] = set()
     results: list[Compiled] = []
-    for path in iter_yaml_files(root):
+    for path in iter_yaml_files(unit, own_unit=True):
         display = chain.display(path)
         listed.add(display)
         try:
             with limit(settings.file_parse_budget, shared):
-                c = compile_file(path, root=root, settings=settings, chain=chain, cache=cache)
+                c = compile_file(path, root=top, settings=settings, chain=chain, cache=cache)
         except FileBudgetExceeded as exc:
             c = Compiled(path, display, error=over_budget(display, exc, "compiling"))
         if c is not None:
@@ -99,19 +102,40 @@ def _compile_all(root: Path, settings: IflowSettings, cache: Any, shared: Shared
     return listed, results
 
 
-def _lost_workflow(store: last_good.LastGoodStore | None, root: Path, results: list[Compiled],
-                   listed: set[str]) -> list[Compiled]:
-    """Files with a last good version that are no longer iflow files (errors), and entries of gone files (forgotten)."""
+def _left_on_purpose(path: Path, unit: Path, top: Path) -> bool:
+    """A file that is gone, or still in this unit but no longer listed (ignored): its workflow goes away.
+
+    A file that is now another unit's (a sub-folder got its own loader) keeps its last good version.
+    """
+    if not top.is_dir():
+        return False  # the whole tree is unreachable (an unmounted volume): forget nothing
+    return not path.exists() or unit_of(path, top).resolve() == unit.resolve()
+
+
+def _lost_workflow(store: last_good.LastGoodStore | None, unit: Path, top: Path, results: list[Compiled],
+                   listed: set[str], before: set[str] | None) -> list[Compiled]:
+    """Files with a last good version that are no longer iflow files (errors); entries of this unit's gone files forgotten.
+
+    ``before``: the files this unit listed at its last parse (``build.units``); a file
+    listed then and not now was deleted, moved to another unit or ignored on purpose, and
+    its workflow goes away. Without that record, every entry of no listed iflow file is
+    looked at (the single-unit behaviour).
+    """
     if store is None:
         return []
+    iflow = {c.display for c in results}
     lost = []
-    for entry in store.others(c.display for c in results):
+    if before is None:
+        candidates = store.others(iflow)
+    else:
+        candidates = [e for e in (store.get(d) for d in sorted((before | listed) - iflow)) if e is not None]
+    for entry in candidates:
         if entry.display in listed:
-            lost.append(Compiled(root / entry.display, entry.display, error=_problem(
+            lost.append(Compiled(top / entry.display, entry.display, error=_problem(
                 entry.display, "this file was an iflow workflow but has no top-level `workflow:` mapping any more",
                 "a top-level `workflow:` mapping (or delete the file to remove the workflow)", "shape",
                 ("workflow",))))
-        elif root.is_dir():  # deleted (or now ignored) on purpose: the workflow goes away
+        elif _left_on_purpose(top / entry.display, unit, top):
             store.forget(entry.display)
     return lost
 
@@ -161,12 +185,23 @@ def _build_healthy(c: Compiled, settings: IflowSettings, store: Any, shared: Sha
 
 
 def load_folder(root: Path, settings: IflowSettings, *, cache: Any = None,
-                store: last_good.LastGoodStore | None = None) -> list[Outcome]:
-    """Every iflow file under ``root``: its DAG (its own, or its last good version) and its error, if any."""
+                store: last_good.LastGoodStore | None = None, top: Path | None = None,
+                record: bool = True) -> list[Outcome]:
+    """Every iflow file of ``root``'s parse unit: its DAG (its own, or its last good version) and its error, if any.
+
+    ``top``: the tree root the files are named from (``source.discovery.tree_root``);
+    ``root`` itself when not given. The cross-file rules see the other units' files
+    through their records (``build.units``); ``record``: write this unit's record (not
+    in a task process, which may parse an older bundle version).
+    """
+    top = top or root
     shared = SharedParse()
-    listed, results = _compile_all(root, settings, cache, shared)
-    check_across_files(results, NameLedger(getattr(cache, "folder", None), root))  # the owner of a name keeps it (D14)
-    results += _lost_workflow(store, root, results, listed)
+    listed, results = _compile_all(root, top, settings, cache, shared)
+    records = units.UnitRecords(getattr(cache, "folder", None), top, root)
+    foreign = records.foreign() if records.folder is not None else None
+    facts = [units.Facts.of(c.display, c.plan) for c in results if c.plan is not None]  # before the checks
+    check_across_files(results, NameLedger(getattr(cache, "folder", None), top), foreign=foreign)  # D14
+    results += _lost_workflow(store, root, top, results, listed, records.previous_files())
     outcomes = [_build_healthy(c, settings, store, shared) if c.plan is not None else Outcome(c) for c in results]
     taken = {o.dag.dag_id for o in outcomes if o.dag is not None}
     for i, o in enumerate(outcomes):
@@ -175,6 +210,9 @@ def load_folder(root: Path, settings: IflowSettings, *, cache: Any = None,
             if recovered.dag is not None and recovered.dag.dag_id not in taken:
                 taken.add(recovered.dag.dag_id)
                 outcomes[i] = recovered
+    if record:
+        records.save(listed, facts)
+        records.drop_gone_units(top, has_loader)
     return outcomes
 
 

@@ -32,6 +32,7 @@ from iflow_airflow.gc_pause import collector_paused
 from iflow_airflow.plan import cache as plan_cache
 from iflow_airflow.settings import IflowSettings
 from iflow_airflow.source import reader as yaml_source
+from iflow_airflow.source.discovery import tree_root
 
 AbstractDagImporter, DagImportError, DagImportResult = version_compat.importer_api()
 
@@ -90,7 +91,9 @@ def error_key(c: Compiled, bundle: Path | None) -> str:
 def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) -> list[Compiled]:
     """Put one DAG per iflow file under ``folder`` into ``namespace`` (its own, or its last good); report the rest.
 
-    Called from ``dags/iflow_dags.py`` with ``globals()``. Errors go to the running
+    Called from ``dags/iflow_dags.py`` with ``globals()``. ``folder`` (default: the
+    loader's own) is one parse unit: a sub-folder with its own loader is left to it
+    (``source.discovery``). Errors go to the running
     Airflow import keyed by each YAML file's path relative to the bundle, so
     they show in the UI's import errors under that file's name (see ``loader``).
     """
@@ -99,9 +102,13 @@ def load_workflows(namespace: dict[str, Any], folder: str | Path | None = None) 
     settings = IflowSettings.from_config()
     root = Path(folder) if folder else Path(namespace.get("__file__", ".")).resolve().parent
     result, bundle = version_compat.running_import()
+    in_task = version_compat.in_task_process(sys._getframe(1))
     with collector_paused():
-        store = last_good.from_config(read_only=version_compat.in_task_process(sys._getframe(1)))
-        outcomes = load_folder(root, settings, cache=plan_cache.from_config(), store=store)
+        store = last_good.from_config(read_only=in_task)
+        top = tree_root(root, stop=bundle if bundle is not None and root.resolve().is_relative_to(
+            Path(bundle).resolve()) else None)
+        outcomes = load_folder(root, settings, cache=plan_cache.from_config(), store=store, top=top,
+                               record=not in_task)
     for o in outcomes:
         if o.dag is not None:
             namespace[f"iflow__{o.dag.dag_id}"] = o.dag

@@ -18,7 +18,7 @@ Rules and their reasons:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from iflow_airflow.errors import PathPart, did_you_mean
 from iflow_airflow.plan.ir import PlannedTask, RunWorkflowAction, WorkflowPlan
@@ -61,7 +61,7 @@ def _chain(edges: Mapping[str, set[str]], start: str, goal: str) -> list[str] | 
     return None
 
 
-def _names(plans: Mapping[str, WorkflowPlan], plan: WorkflowPlan) -> list[LinkProblem]:
+def _names(plans: Mapping[str, Any], plan: WorkflowPlan) -> list[LinkProblem]:
     out = []
     for t, action in _runs(plan):
         child = plans.get(action.workflow)
@@ -73,20 +73,30 @@ def _names(plans: Mapping[str, WorkflowPlan], plan: WorkflowPlan) -> list[LinkPr
             continue
         for key in action.params:
             if child.params and key not in child.params:
-                out.append(LinkProblem(plan.dag_id, t.path + ("params", key), f"workflow {child.dag_id!r} has no "
+                out.append(LinkProblem(plan.dag_id, t.path + ("params", key), f"workflow {action.workflow!r} has no "
                                        f"run parameter {key!r}", did_you_mean(key, child.params, "one of "
                                        + ", ".join(child.params)), "unknown_child_param"))
     return out
 
 
-def check(plans: Mapping[str, WorkflowPlan]) -> list[LinkProblem]:
-    """Every cross-file run_workflow problem of ``plans`` (by dag_id)."""
-    edges = {p.dag_id: {a.workflow for _, a in _runs(p) if a.workflow in plans} for p in plans.values()}
+@dataclass(frozen=True)
+class Linked:
+    """A workflow of another parse unit, as far as links need it: its run parameters and the workflows it runs."""
+
+    params: Mapping[str, Any] | tuple[str, ...]
+    runs: tuple[str, ...] = ()
+
+
+def check(plans: Mapping[str, WorkflowPlan], others: Mapping[str, Linked] | None = None) -> list[LinkProblem]:
+    """Every cross-file run_workflow problem of ``plans`` (by dag_id); ``others`` may be named but get no problems."""
+    known: dict[str, Any] = {**(others or {}), **plans}
+    edges = {name: set(o.runs) & set(known) for name, o in (others or {}).items()}
+    edges.update({p.dag_id: {a.workflow for _, a in _runs(p) if a.workflow in known} for p in plans.values()})
     problems: list[LinkProblem] = []
     for plan in plans.values():
-        problems.extend(_names(plans, plan))
+        problems.extend(_names(known, plan))
         for t, action in _runs(plan):
-            chain = _chain(edges, action.workflow, plan.dag_id) if action.workflow in plans else None
+            chain = _chain(edges, action.workflow, plan.dag_id) if action.workflow in known else None
             if chain is not None and action.workflow != plan.dag_id:
                 problems.append(LinkProblem(
                     plan.dag_id, t.path + ("run_workflow",), "run_workflow cycle: "

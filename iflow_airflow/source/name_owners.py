@@ -40,6 +40,7 @@ class NameLedger:
     an unreadable or unwritable ledger behaves as an empty one, never as an error."""
 
     def __init__(self, folder: Path | None, root: Path):
+        self.root = root
         digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         self.path = folder / f"names-{digest}.json" if folder is not None else None
         self.owners = self._read()
@@ -61,9 +62,19 @@ class NameLedger:
                 return c
         return min(claimants, key=_age_key)
 
-    def save(self, owners: dict[str, str]) -> None:
-        """Record the current owners (only when they changed)."""
-        if self.path is None or owners == self.owners:
+    def save(self, owners: dict[str, str], scope: set[str] | None = None) -> None:
+        """Record the current owners (only when they changed).
+
+        ``scope``: the files the caller looked at (one parse unit); the ledger is re-read
+        and only names whose owner is in ``scope`` are replaced, so units that share the
+        ledger keep each other's entries. None: ``owners`` is the whole folder's.
+        """
+        if self.path is None:
+            return
+        if scope is not None:
+            fresh = self._read()
+            owners = {**{k: v for k, v in fresh.items() if v not in scope and k not in owners}, **owners}
+        if owners == self.owners:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
