@@ -51,6 +51,9 @@ DEFAULTS: dict[str, str] = {
     # queues the loader for parsing at once (edit -> DAG in seconds). 0 = off: only
     # [dag_processor] min_file_process_interval re-parses the loader.
     "watch_interval": "1",
+    # Seconds after which a loader whose YAML files did not change is parsed again anyway
+    # (with the watch on, a change is parsed at once). 0: Airflow's min_file_process_interval.
+    "reparse_interval": "600",
     # Airflow connections of the alert channels (SPEC §7): secrets live there, never in YAML.
     "smtp_conn_id": "smtp_default",
     "slack_conn_id": "slack_default",

@@ -48,7 +48,7 @@ def _wrap(cls: type, name: str, make: Callable[[Callable[..., Any]], Callable[..
 def install_dag_processor_upkeep(upkeep: Any) -> list[str]:
     """Hook ``upkeep`` into ``DagFileProcessorManager`` (``airflow/dag_processing/manager.py``).
 
-    Checked against Airflow 3.3.2 (and 3.4.0b2), three methods of the manager:
+    Checked against Airflow 3.3.2 (and 3.4.0b2), four methods of the manager:
 
     * ``clear_orphaned_import_errors(bundle_name, observed_filelocs)`` runs at every
       bundle refresh and deletes every import error not keyed to an observed ``.py``
@@ -58,8 +58,13 @@ def install_dag_processor_upkeep(upkeep: Any) -> list[str]:
       cleared, so afterwards ``upkeep.after_persist`` clears the errors of the loader's
       YAML files that this parse found valid (or gone), and applies ``on_invalid = pause``.
     * ``claim_priority_files()`` ("override to source requests from an API") returns
-      the files to parse first; ``upkeep.changed_loaders`` adds the loader when a YAML
-      file under it changed.
+      the files to parse first; ``upkeep.changed_loaders`` adds the loader of a unit whose
+      YAML files changed, once no parse of it runs (``_processors`` holds the running ones;
+      ``_start_new_processes`` drops a queued file that is being parsed).
+    * ``prepare_file_queue(known_files)`` queues every file not parsed within
+      ``min_file_process_interval``: loaders that ``upkeep.fresh`` calls fresh (parsed
+      within ``[iflow] reparse_interval``, unchanged; their YAML files are watched) are
+      left out (``_file_stats[f].last_finish_time``, ``DagFileInfo.absolute_path``).
 
     Returns the names hooked. Runs only in the dag-processor process (see ``lifecycle``).
     """
@@ -80,11 +85,23 @@ def install_dag_processor_upkeep(upkeep: Any) -> list[str]:
 
     def claim(original):
         def claim_priority_files(self):
-            return list(original(self)) + upkeep.changed_loaders(self._dag_bundles, dag_file_info)
+            return list(original(self)) + upkeep.changed_loaders(self._dag_bundles, dag_file_info,
+                                                                 busy=lambda info: info in self._processors)
         return claim_priority_files
 
+    def prepare(original):
+        def prepare_file_queue(self, known_files, *args, **kwargs):
+            from airflow.utils import timezone
+
+            now = timezone.utcnow()
+            last = {f.presence_key: getattr(st, "last_finish_time", None) for f, st in self._file_stats.items()}
+            due = {bundle: {f for f in files if not upkeep.fresh(f.absolute_path, last.get(f.presence_key), now)}
+                   for bundle, files in known_files.items()}
+            return original(self, due, *args, **kwargs)
+        return prepare_file_queue
+
     hooks = {"clear_orphaned_import_errors": clear_orphans, "persist_parsing_result": persist,
-             "claim_priority_files": claim}
+             "claim_priority_files": claim, "prepare_file_queue": prepare}
     return [name for name, make in hooks.items() if _wrap(M, name, make)]
 
 

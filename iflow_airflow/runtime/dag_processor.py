@@ -2,7 +2,7 @@
 
 The loader runs in the dag-processor's forked parse processes, which cannot reach
 the database and end after each parse; what must outlive a parse runs here, in the
-dag-processor's manager process, hooked into three of its methods by
+dag-processor's manager process, hooked into four of its methods by
 ``version_compat.install_dag_processor_upkeep`` (installed by the plugin's
 ``on_starting`` listener, so only in ``airflow dag-processor``):
 
@@ -11,13 +11,19 @@ dag-processor's manager process, hooked into three of its methods by
   until the loader's next parse. The errors of YAML files that still exist are kept.
 * **Errors gone within seconds of a fix.** Airflow clears only the errors of the file
   it parsed (the loader) and of the keys the parse reported. After each parse of a
-  loader, the errors of YAML files under the loader's folder that the parse did not
-  report (fixed, deleted) are deleted in the same transaction.
-* **Edit -> DAG within seconds.** Every ``[iflow] watch_interval`` seconds (1; the manager's loop runs about once a second) the
-  YAML files of each bundle are ``stat``-ed; when one changed, was added or removed,
-  the loader files of that bundle (``.py`` files that call ``load_workflows``) are
-  queued first. ``min_file_process_interval`` then only matters for what is not a
-  file change, so it can stay long and the processor's steady CPU low.
+  loader, the errors of its unit's YAML files (``source.discovery``: a sub-folder
+  with its own loader is another unit) that the parse did not report (fixed,
+  deleted) are deleted in the same transaction.
+* **Edit -> DAG within seconds.** Every ``[iflow] watch_interval`` seconds (1; the
+  manager's loop runs about once a second) the YAML files of each bundle are
+  ``stat``-ed; the loader of each unit with a changed, added or removed file (a
+  defaults file: every unit at or below it), and of each unit whose last parse had
+  errors, is queued first, and again if a parse of it was running (it may have read
+  the old file).
+* **Only changed units are parsed.** A loader parsed less than ``[iflow]
+  reparse_interval`` (600 s) ago whose unit did not change is left out of Airflow's
+  ``min_file_process_interval`` round, so the processor's steady CPU does not grow with
+  the number of workflows; the other ``.py`` files keep Airflow's schedule.
 * **on_invalid = pause.** A DAG a parse delivered with the tag
   ``iflow:paused-while-invalid`` is paused (and recorded in the store folder); once a
   parse delivers it without the tag, iflow unpauses what it paused. A DAG a person
@@ -38,11 +44,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from iflow_airflow import version_compat
+from iflow_airflow.constants import DEFAULTS_FILE_NAME
+from iflow_airflow.source import discovery
 
 log = logging.getLogger(__name__)
 
 YAML_SUFFIXES = (".yaml", ".yml")
-LOADER_MARK = b"load_workflows"
 WATCH_INTERVAL_S = 1.0
 PAUSED_RECORD = ".paused-by-iflow.json"
 
@@ -64,12 +71,16 @@ class Upkeep:
     """State of the upkeep in one dag-processor process (see the module docstring)."""
 
     def __init__(self, paused_record: Path | None = None, clock: Callable[[], float] = time.monotonic,
-                 watch_interval: float = WATCH_INTERVAL_S):
+                 watch_interval: float = WATCH_INTERVAL_S, reparse_interval: float = 0.0,
+                 yaml_units: bool = False):
         self.paused_record = paused_record
         self.watch_interval = watch_interval
         self.clock = clock
-        self._signatures: dict[str, frozenset] = {}
-        self._loaders: dict[str, tuple[float, bool]] = {}  # path -> (mtime, calls load_workflows)
+        self.reparse_interval = reparse_interval
+        self.yaml_units = yaml_units  # 3.4's IflowYamlImporter: each YAML file is its own parse unit
+        self._signatures: dict[str, dict[str, tuple[int, int]]] = {}  # bundle -> YAML file -> (mtime, size)
+        self._dirty: dict[tuple[str, str], Any] = {}  # (bundle, loader) -> bundle: to parse first
+        self._errored: dict[str, set[Path]] = {}  # bundle -> loader folders whose last parse had errors
         self._next_watch = 0.0
 
     # --- errors --------------------------------------------------------------------
@@ -100,7 +111,8 @@ class Upkeep:
             with session.begin_nested():  # a failure here rolls back only this, never Airflow's write
                 if self.is_loader(Path(bundle_path) / relative_fileloc):
                     reported = set((parsing_result.import_errors or {}).keys())
-                    self._clear_fixed(session, bundle_name, os.path.dirname(relative_fileloc), reported)
+                    self._clear_fixed(session, bundle_name, bundle_path, os.path.dirname(relative_fileloc), reported)
+                    self.note_errors(bundle_name, bundle_path, relative_fileloc, bool(reported))
                 dags = parsing_result.serialized_dags or []
                 self._keep_active(session, dags)
                 self._apply_pause(session, dags)
@@ -108,13 +120,16 @@ class Upkeep:
             log.exception("iflow: upkeep after parsing %s failed (Airflow's own result is kept)", relative_fileloc)
 
     @staticmethod
-    def _clear_fixed(session: Any, bundle_name: str, folder: str, reported: set[str]) -> None:
+    def _clear_fixed(session: Any, bundle_name: str, bundle_path: Any, folder: str, reported: set[str]) -> None:
         from sqlalchemy import delete, select
 
         model = version_compat.import_error_model()
         prefix = f"{folder}/" if folder else ""
+        root = Path(bundle_path)
+        unit = (root / folder).resolve()
         rows = session.scalars(select(model.filename).where(model.bundle_name == bundle_name))
-        stale = [f for f in rows if f.lower().endswith(YAML_SUFFIXES) and f.startswith(prefix) and f not in reported]
+        stale = [f for f in rows if f.lower().endswith(YAML_SUFFIXES) and f.startswith(prefix) and f not in reported
+                 and discovery.unit_of(root / f, root).resolve() == unit]
         if stale:
             session.execute(delete(model).where(model.bundle_name == bundle_name, model.filename.in_(stale)))
 
@@ -165,44 +180,104 @@ class Upkeep:
 
     # --- edit -> re-parse ------------------------------------------------------------
 
-    def is_loader(self, path: Path) -> bool:
-        """True for a ``.py`` file that calls ``load_workflows`` (read again only when its mtime changes)."""
+    @staticmethod
+    def is_loader(path: Path) -> bool:
+        """True for a ``.py`` file that calls ``load_workflows`` (``source.discovery.is_loader``)."""
+        return discovery.is_loader(path)
+
+    def _units_of(self, root: Path, changed: set[str]) -> set[Path]:
+        """The loader folders that parse the ``changed`` YAML files (a defaults file: every unit at or below it)."""
+        folders: set[Path] = set()
+        for rel in changed:
+            path = root / rel
+            folders.add(discovery.unit_of(path, root))
+            if path.name == DEFAULTS_FILE_NAME:
+                folders |= {p.parent for p in path.parent.rglob("*.py") if discovery.is_loader(p)}
+        return folders
+
+    def _look(self, bundle: Any) -> set[str]:
+        """The YAML files of ``bundle`` added, removed or changed (size, mtime) since the last look."""
+        root = Path(bundle.path)
+        now = {rel: (st.st_mtime_ns, st.st_size) for rel, st in _walk_yaml(root)}
+        before = self._signatures.get(bundle.name)
+        self._signatures[bundle.name] = now
+        if before is None:
+            return set()
+        return {rel for rel in now.keys() | before.keys() if now.get(rel) != before.get(rel)}
+
+    def changed_loaders(self, bundles: Iterable[Any], make_info: Callable[[Path, Any], Any],
+                        busy: Callable[[Any], bool] = lambda info: False) -> list[Any]:
+        """Loader files to parse first: the units of the YAML files that changed, and every unit that reports errors.
+
+        A unit stays *dirty* until it is handed out while no parse of it runs: Airflow
+        drops a queued file whose parse is running (``_start_new_processes``), and that
+        parse may have read the file before the edit. Units with errors are parsed again
+        after any change, since a change elsewhere (a name freed, a workflow added) can fix them.
+        """
+        now = self.clock()
+        if self.watch_interval > 0 and now >= self._next_watch:
+            self._next_watch = now + self.watch_interval
+            try:
+                for bundle in bundles:
+                    changed = self._look(bundle)
+                    if changed:
+                        self._mark_dirty(bundle, changed)
+            except Exception:
+                log.exception("iflow: watching the YAML files failed (the loader is parsed on its schedule)")
+        out: list[Any] = []
+        for key, bundle in sorted(self._dirty.items(), key=lambda kv: kv[0]):
+            info = make_info(Path(key[1]), bundle)
+            if not busy(info):
+                out.append(info)
+                del self._dirty[key]
+        return out
+
+    def _mark_dirty(self, bundle: Any, changed: set[str]) -> None:
+        """Queue the loaders of the units of ``changed``, and of units with errors; with 3.4's
+        importer (each YAML file its own unit) the changed files that exist themselves."""
+        root = Path(bundle.path)
+        for folder in self._units_of(root, changed) | self._errored.get(bundle.name, set()):
+            for p in sorted(folder.glob("*.py")):
+                if discovery.is_loader(p):
+                    self._dirty[(bundle.name, str(p.relative_to(root)))] = bundle
+        if self.yaml_units:
+            for rel in changed:
+                if (root / rel).is_file() and Path(rel).name != DEFAULTS_FILE_NAME:
+                    self._dirty[(bundle.name, rel)] = bundle
+
+    def note_errors(self, bundle_name: str, bundle_path: Any, relative_fileloc: str, has_errors: bool) -> None:
+        """Remember which loader units reported import errors at their last parse."""
+        folder = (Path(bundle_path) / relative_fileloc).parent
+        units = self._errored.setdefault(bundle_name, set())
+        (units.add if has_errors else units.discard)(folder)
+
+    def fresh(self, path: Path, last_finish: Any, now: Any) -> bool:
+        """True when a loader (with 3.4's importer: a YAML file) need not be parsed on Airflow's
+        schedule: it was parsed less than ``reparse_interval`` ago and has not changed since
+        (the YAML files are watched)."""
+        if self.reparse_interval <= 0 or self.watch_interval <= 0 or last_finish is None:
+            return False
+        ours = discovery.is_loader(path) or (self.yaml_units and path.suffix.lower() in YAML_SUFFIXES)
+        if (now - last_finish).total_seconds() >= self.reparse_interval or not ours:
+            return False
         try:
-            mtime = os.stat(path).st_mtime
+            return os.stat(path).st_mtime < last_finish.timestamp()
         except OSError:
             return False
-        key = str(path)
-        cached = self._loaders.get(key)
-        if cached is None or cached[0] != mtime:
-            try:
-                cached = (mtime, LOADER_MARK in path.read_bytes())
-            except OSError:
-                cached = (mtime, False)
-            self._loaders[key] = cached
-        return cached[1]
-
-    def changed_loaders(self, bundles: Iterable[Any], make_info: Callable[[Path, Any], Any]) -> list[Any]:
-        """Loader files to parse first because a YAML file of their bundle changed since the last look."""
-        now = self.clock()
-        if self.watch_interval <= 0 or now < self._next_watch:
-            return []
-        self._next_watch = now + self.watch_interval
-        out: list[Any] = []
-        try:
-            for bundle in bundles:
-                root = Path(bundle.path)
-                signature = frozenset((rel, st.st_mtime_ns, st.st_size) for rel, st in _walk_yaml(root))
-                before = self._signatures.get(bundle.name)
-                self._signatures[bundle.name] = signature
-                if before is not None and before != signature:
-                    out += [make_info(p.relative_to(root), bundle) for p in sorted(root.rglob("*.py"))
-                            if self.is_loader(p)]
-        except Exception:
-            log.exception("iflow: watching the YAML files failed (the loader is parsed on its schedule)")
-        return out
 
 
 _installed: Upkeep | None = None
+
+
+def preload() -> None:
+    """Import what every parse of a loader needs, once, in the manager: each parse process is
+    forked from it and inherits the modules instead of importing them again (never raises)."""
+    try:
+        import iflow_airflow.build.dag  # noqa: F401  (airflow.sdk, the operators)
+        import iflow_airflow.build.loader  # noqa: F401
+        import iflow_airflow.compiler  # noqa: F401
+    except Exception:
+        log.exception("iflow: preloading the loader's modules failed (each parse imports them)")
 
 
 def install() -> None:
@@ -216,8 +291,11 @@ def install() -> None:
 
         folder = last_good.folder_from_config()
         _installed = Upkeep(folder / PAUSED_RECORD if folder is not None else None,
-                            watch_interval=float(settings.get("watch_interval")))
+                            watch_interval=float(settings.get("watch_interval")),
+                            reparse_interval=float(settings.get("reparse_interval")),
+                            yaml_units=version_compat.iflow_importer_configured())
         hooked = version_compat.install_dag_processor_upkeep(_installed)
         log.info("iflow: dag-processor upkeep hooked into %s", ", ".join(hooked))
+        preload()
     except Exception:
         log.exception("iflow: could not hook the dag-processor upkeep (import errors may show gaps)")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.airflow
 CHECK = textwrap.dedent('''
     import inspect, json
     import airflow
-    from airflow.dag_processing.manager import DagFileProcessorManager as M, DagFileInfo
+    from airflow.dag_processing.manager import DagFileProcessorManager as M, DagFileInfo, DagFileStat
     from airflow.models.errors import ParseImportError
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from iflow_airflow import version_compat as vc
@@ -39,6 +39,10 @@ CHECK = textwrap.dedent('''
         "clear_orphans": params(M.clear_orphaned_import_errors),
         "persist": params(M.persist_parsing_result),
         "claim": params(M.claim_priority_files),
+        "prepare": params(M.prepare_file_queue),
+        "manager_attrs": sorted({"_dag_bundles", "_file_stats", "_processors"} & {a.name for a in M.__attrs_attrs__}),
+        "stat_fields": sorted(a.name for a in DagFileStat.__attrs_attrs__),
+        "absolute_path": isinstance(getattr(DagFileInfo, "absolute_path", None), property),
         "bundles_attr": "_dag_bundles" in {a.name for a in M.__attrs_attrs__},
         "file_info": params(DagFileInfo),
         "import_error_columns": sorted(c.name for c in ParseImportError.__table__.columns),
@@ -69,7 +73,11 @@ def test_the_internals_iflow_touches_are_as_checked(airflow_env):
     assert ({"source_reference"} if seen["version"].startswith("3.4") else {"file_path"}) <= set(seen["error_fields"])
     assert {"message", "error_type", "line_number", "column_number", "suggestion"} <= set(seen["error_fields"])
     assert {"dags", "errors"} <= set(seen["result_fields"])
-    assert seen["installed"] == ["clear_orphaned_import_errors", "persist_parsing_result", "claim_priority_files"]
+    assert seen["prepare"] == ["known_files", "self"]
+    assert seen["manager_attrs"] == ["_dag_bundles", "_file_stats", "_processors"]
+    assert "last_finish_time" in seen["stat_fields"] and seen["absolute_path"] is True
+    assert seen["installed"] == ["clear_orphaned_import_errors", "persist_parsing_result", "claim_priority_files",
+                                 "prepare_file_queue"]
 
 
 

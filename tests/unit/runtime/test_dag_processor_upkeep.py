@@ -70,3 +70,89 @@ def test_is_loader_rereads_a_file_only_when_its_mtime_changes(tmp_path):
     os.utime(path, (1, 1))
     assert upkeep.is_loader(path)
     assert not upkeep.is_loader(tmp_path / "missing.py")
+
+
+LOADER = "from iflow_airflow.importer import load_workflows\nload_workflows(globals())\n"
+
+
+def _units(root: Path) -> SimpleNamespace:
+    bundle = _tree(root)
+    (root / "team" / "iflow_dags.py").write_text(LOADER)  # team/ is its own parse unit
+    (root / "team" / "etl").mkdir()
+    (root / "team" / "etl" / "c.yaml").write_text("workflow: {name: c}\n")
+    return bundle
+
+
+def _looked(upkeep: Upkeep, clock: Clock, bundle, busy=lambda info: False) -> list:
+    clock.now += 1.0
+    return upkeep.changed_loaders([bundle], lambda rel, b: str(rel), busy=busy)
+
+
+def test_an_edit_queues_only_the_loader_of_its_own_unit(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0)
+    assert _looked(upkeep, clock, bundle) == []
+    (tmp_path / "team" / "etl" / "c.yaml").write_text("workflow: {name: c, description: edited}\n")
+    assert _looked(upkeep, clock, bundle) == ["team/iflow_dags.py"]
+    (tmp_path / "a.yaml").write_text("workflow: {name: a, description: edited}\n")
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py"]
+    (tmp_path / "iflow.defaults.yaml").write_text("retries: 2\n")  # defaults reach every unit below
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py", "team/iflow_dags.py"]
+
+
+def test_a_unit_being_parsed_when_its_file_changed_is_queued_again_after_that_parse(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0)
+    _looked(upkeep, clock, bundle)
+    (tmp_path / "team" / "b.yml").write_text("workflow: {name: b, description: edited}\n")
+    parsing = {"team/iflow_dags.py"}
+    assert _looked(upkeep, clock, bundle, busy=lambda info: info in parsing) == []  # Airflow would drop it
+    assert _looked(upkeep, clock, bundle, busy=lambda info: info in parsing) == []
+    parsing.clear()
+    assert _looked(upkeep, clock, bundle) == ["team/iflow_dags.py"]
+    assert _looked(upkeep, clock, bundle) == []
+
+
+def test_units_with_errors_are_parsed_again_after_any_change(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0)
+    _looked(upkeep, clock, bundle)
+    upkeep.note_errors("dags-folder", tmp_path, "iflow_dags.py", True)
+    (tmp_path / "team" / "b.yml").unlink()  # e.g. frees a name a root-unit file wants
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py", "team/iflow_dags.py"]
+    upkeep.note_errors("dags-folder", tmp_path, "iflow_dags.py", False)
+    (tmp_path / "team" / "etl" / "c.yaml").unlink()
+    assert _looked(upkeep, clock, bundle) == ["team/iflow_dags.py"]
+
+
+def test_an_unchanged_loader_is_fresh_until_the_reparse_interval(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    _units(tmp_path)
+    loader = tmp_path / "iflow_dags.py"
+    parsed = datetime.fromtimestamp(os.stat(loader).st_mtime + 5, tz=timezone.utc)
+    upkeep = Upkeep(clock=Clock(), watch_interval=1.0, reparse_interval=600)
+    assert upkeep.fresh(loader, parsed, parsed + timedelta(seconds=599))
+    assert not upkeep.fresh(loader, parsed, parsed + timedelta(seconds=600))
+    assert not upkeep.fresh(loader, None, parsed)  # never parsed
+    assert not upkeep.fresh(tmp_path / "plain_dag.py", parsed, parsed)  # not ours: Airflow's schedule
+    os.utime(loader, (parsed.timestamp() + 1, parsed.timestamp() + 1))  # the loader itself changed
+    assert not upkeep.fresh(loader, parsed, parsed + timedelta(seconds=10))
+    assert not Upkeep(watch_interval=0, reparse_interval=600).fresh(tmp_path / "team" / "iflow_dags.py", parsed,
+                                                                    parsed)  # no watch: nothing sees changes
+
+
+def test_with_yaml_units_a_changed_yaml_file_is_queued_itself(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0, yaml_units=True)  # Airflow 3.4's IflowYamlImporter
+    _looked(upkeep, clock, bundle)
+    (tmp_path / "team" / "etl" / "c.yaml").write_text("workflow: {name: c, description: edited}\n")
+    (tmp_path / "a.yaml").unlink()  # gone: nothing to parse (Airflow removes its DAG)
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py", "team/etl/c.yaml", "team/iflow_dags.py"]
+    from datetime import datetime, timedelta, timezone
+
+    yml = tmp_path / "team" / "b.yml"
+    parsed = datetime.fromtimestamp(os.stat(yml).st_mtime + 5, tz=timezone.utc)
+    upkeep.reparse_interval = 600
+    assert upkeep.fresh(yml, parsed, parsed + timedelta(seconds=1))  # a YAML unit, unchanged: left out
+    assert not Upkeep(watch_interval=1.0, reparse_interval=600).fresh(yml, parsed, parsed)  # 3.3: not a unit
