@@ -54,12 +54,12 @@ WATCH_INTERVAL_S = 1.0
 PAUSED_RECORD = ".paused-by-iflow.json"
 
 
-def _walk_yaml(root: Path) -> Iterable[tuple[str, os.stat_result]]:
-    """(path relative to ``root``, stat) of every YAML file below it; hidden folders skipped."""
+def _walk_yaml(root: Path, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> Iterable[tuple[str, os.stat_result]]:
+    """(path relative to ``root``, stat) of every YAML file (``suffixes``) below it; hidden folders skipped."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
         for name in files:
-            if name.lower().endswith(YAML_SUFFIXES):
+            if name.lower().endswith(suffixes):
                 path = os.path.join(folder, name)
                 try:
                     yield os.path.relpath(path, root), os.stat(path)
@@ -104,15 +104,20 @@ class Upkeep:
         error, and Airflow marks the DAGs of an errored file stale and ``has_import_errors``
         (the API then refuses to trigger them): a last good DAG is made active again here
         (its version has no error; a loader's DAGs never share a file with an error).
+        The DAGs a parse of one of iflow's units no longer delivers are retired at once
+        (``_retire_missing``).
         """
-        if relative_fileloc is None or bundle_path is None:
+        if relative_fileloc is None or bundle_path is None or parsing_result is None:
             return
         try:
             with session.begin_nested():  # a failure here rolls back only this, never Airflow's write
-                if self.is_loader(Path(bundle_path) / relative_fileloc):
+                path = Path(bundle_path) / relative_fileloc
+                if self.is_loader(path):
                     reported = set((parsing_result.import_errors or {}).keys())
                     self._clear_fixed(session, bundle_name, bundle_path, os.path.dirname(relative_fileloc), reported)
                     self.note_errors(bundle_name, bundle_path, relative_fileloc, bool(reported))
+                if self.is_loader(path) or (self.yaml_units and path.suffix.lower() in YAML_SUFFIXES):
+                    self._retire_missing(session, bundle_name, relative_fileloc, parsing_result)
                 dags = parsing_result.serialized_dags or []
                 self._keep_active(session, dags)
                 self._apply_pause(session, dags)
@@ -132,6 +137,26 @@ class Upkeep:
                  and discovery.unit_of(root / f, root).resolve() == unit]
         if stale:
             session.execute(delete(model).where(model.bundle_name == bundle_name, model.filename.in_(stale)))
+
+    @staticmethod
+    def _retire_missing(session: Any, bundle_name: str, relative_fileloc: str, parsing_result: Any) -> None:
+        """Mark stale the DAGs of this file that its parse no longer delivered (a deleted workflow, ``hide``).
+
+        Airflow does it only once the file is parsed again ``stale_dag_threshold`` (50 s)
+        after the DAG's last parse, and an unchanged unit is not parsed again for
+        ``reparse_interval``. A parse with an error of the file itself (a crash, a timeout)
+        delivers nothing and retires nothing. A DAG that moved to another unit is active
+        again when that unit's parse stores it.
+        """
+        from airflow.models.dag import DagModel
+        from sqlalchemy import update
+
+        if relative_fileloc in (parsing_result.import_errors or {}) or parsing_result.serialized_dags is None:
+            return
+        present = [d.dag_id for d in parsing_result.serialized_dags]
+        session.execute(update(DagModel).where(
+            DagModel.bundle_name == bundle_name, DagModel.relative_fileloc == relative_fileloc,
+            DagModel.is_stale.is_(False), DagModel.dag_id.not_in(present)).values(is_stale=True))
 
     @staticmethod
     def _keep_active(session: Any, dags: list[Any]) -> None:
@@ -186,19 +211,23 @@ class Upkeep:
         return discovery.is_loader(path)
 
     def _units_of(self, root: Path, changed: set[str]) -> set[Path]:
-        """The loader folders that parse the ``changed`` YAML files (a defaults file: every unit at or below it)."""
+        """The loader folders that parse the ``changed`` files: a YAML file's unit; a defaults file's every
+        unit at or below it; a loader added or removed, its folder's unit and the unit above (files move)."""
         folders: set[Path] = set()
         for rel in changed:
             path = root / rel
             folders.add(discovery.unit_of(path, root))
+            if path.suffix == ".py" and path.parent != root:
+                folders.add(discovery.unit_of(path.parent.parent, root))
             if path.name == DEFAULTS_FILE_NAME:
                 folders |= {p.parent for p in path.parent.rglob("*.py") if discovery.is_loader(p)}
         return folders
 
     def _look(self, bundle: Any) -> set[str]:
-        """The YAML files of ``bundle`` added, removed or changed (size, mtime) since the last look."""
+        """The YAML files and loaders of ``bundle`` added, removed or changed (size, mtime) since the last look."""
         root = Path(bundle.path)
-        now = {rel: (st.st_mtime_ns, st.st_size) for rel, st in _walk_yaml(root)}
+        now = {rel: (st.st_mtime_ns, st.st_size) for rel, st in _walk_yaml(root, (*YAML_SUFFIXES, ".py"))
+               if not rel.endswith(".py") or discovery.is_loader(root / rel)}
         before = self._signatures.get(bundle.name)
         self._signatures[bundle.name] = now
         if before is None:

@@ -92,6 +92,7 @@ def test_dag_processor_on_postgres_survives_every_hostile_file(tmp_path, airflow
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
+        "AIRFLOW__IFLOW__REPARSE_INTERVAL": "0",  # parse the unchanged folder again and again, on Airflow's schedule
         "AIRFLOW__IFLOW__ALLOWED_MODULES": "iflow_airflow.examples",
     })
 

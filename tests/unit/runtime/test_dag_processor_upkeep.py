@@ -156,3 +156,15 @@ def test_with_yaml_units_a_changed_yaml_file_is_queued_itself(tmp_path):
     upkeep.reparse_interval = 600
     assert upkeep.fresh(yml, parsed, parsed + timedelta(seconds=1))  # a YAML unit, unchanged: left out
     assert not Upkeep(watch_interval=1.0, reparse_interval=600).fresh(yml, parsed, parsed)  # 3.3: not a unit
+
+
+def test_a_loader_added_or_removed_queues_its_unit_and_the_unit_above(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0)
+    _looked(upkeep, clock, bundle)
+    (tmp_path / "team" / "iflow_dags.py").unlink()  # team's files go back to the root unit
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py"]
+    (tmp_path / "team" / "etl" / "iflow_dags.py").write_text(LOADER)  # etl/ becomes a unit
+    assert _looked(upkeep, clock, bundle) == ["iflow_dags.py", "team/etl/iflow_dags.py"]
+    (tmp_path / "team" / "etl" / "helper.py").write_text("x = 1\n")  # not a loader: no change
+    assert _looked(upkeep, clock, bundle) == []
