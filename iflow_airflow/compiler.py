@@ -321,12 +321,49 @@ def compile_source(display: str, raw: bytes, defaults: Sequence[yaml_source.Yaml
     return plan
 
 
+Memo = dict  # str(path) -> ((mtime_ns, size), Compiled before the cross-file checks)
+
+
 def compile_folder(root: Path, settings: IflowSettings | None = None,
-                   cache: PlanCache | None = None) -> list[Compiled]:
-    """Every iflow file under ``root`` (dags folder), with cross-file checks applied."""
+                   cache: PlanCache | None = None, memo: Memo | None = None) -> list[Compiled]:
+    """Every iflow file under ``root`` (dags folder), with cross-file checks applied.
+
+    ``memo`` (the keeper's and the iflow page's scanner keep one): a file whose mtime and
+    size are unchanged is not read or compiled again, so a scan after one edit costs one
+    compile plus the cross-file checks, not one per file. The caller clears it when a
+    defaults or ignore file changed (they change files whose own stamp did not).
+    """
     settings = settings or IflowSettings.from_config()
     chain = DefaultsChain(root, settings)
-    results = [c for c in (compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
-                           for p in iter_yaml_files(root)) if c is not None]
+    results = []
+    seen: set[str] = set()
+    for p in iter_yaml_files(root):
+        c = _compile_memo(p, root, settings, chain, cache, memo, seen) if memo is not None else \
+            compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
+        if c is not None:
+            results.append(c)
+    for gone in set(memo or ()) - seen:
+        del memo[gone]  # type: ignore[union-attr]
     check_across_files(results, NameLedger(cache.folder if cache is not None else None, root))
     return results
+
+
+def _compile_memo(p: Path, root: Path, settings: IflowSettings, chain: DefaultsChain, cache: PlanCache | None,
+                  memo: Memo, seen: set[str]) -> Compiled | None:
+    """One file through the memo: a shallow copy of the remembered result (the checks replace its fields)."""
+    import copy
+    import dataclasses
+    import os
+
+    key = str(p)
+    seen.add(key)
+    try:
+        st = os.stat(p)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    hit = memo.get(key)
+    if hit is None or stamp is None or hit[0] != stamp:
+        c = compile_file(p, root=root, settings=settings, chain=chain, cache=cache)
+        memo[key] = hit = (stamp, dataclasses.replace(c, raw=None) if c is not None else None)
+    return copy.copy(hit[1]) if hit[1] is not None else None

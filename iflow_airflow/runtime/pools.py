@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from iflow_airflow.compiler import Compiled, compile_folder
-from iflow_airflow.constants import YAML_SUFFIXES
+from iflow_airflow.constants import DEFAULTS_FILE_NAME, YAML_SUFFIXES
 from iflow_airflow.errors import plural
 from iflow_airflow.plan.cache import PlanCache
 from iflow_airflow.settings import IflowSettings
@@ -67,7 +67,8 @@ def desired_pools(results: Iterable[Compiled]) -> dict[str, DesiredPool]:
 
 
 class FolderScanner:
-    """Compiles the dags folder again only when a YAML file changed (mtime, size, set of files)."""
+    """Compiles the dags folder again only when a YAML file changed (mtime, size, set of files),
+    and then only the files that changed (``compile_folder``'s memo)."""
 
     def __init__(self, root: Path, settings: IflowSettings | None = None, cache: PlanCache | None = None):
         self.root = root
@@ -75,6 +76,8 @@ class FolderScanner:
         self.cache = cache  # the loader's plan cache: an unchanged file is not compiled again
         self._stamp: tuple | None = None
         self._results: list[Compiled] = []
+        self._memo: dict = {}  # compile_folder's: unchanged files are not compiled again
+        self._context_stamp: tuple | None = None
 
     def _current_stamp(self) -> tuple:
         """(path, mtime, size) of every YAML and ignore file, through symlinked folders as the
@@ -102,7 +105,11 @@ class FolderScanner:
         stamp = self._current_stamp()
         if stamp == self._stamp:
             return self._results, False
-        self._results = compile_folder(self.root, self.settings, cache=self.cache)
+        context = tuple(i for i in stamp if os.path.basename(i[0]) in (DEFAULTS_FILE_NAME, ".airflowignore"))
+        if context != self._context_stamp:  # defaults and ignore rules change files whose stamp did not
+            self._memo.clear()
+            self._context_stamp = context
+        self._results = compile_folder(self.root, self.settings, cache=self.cache, memo=self._memo)
         self._stamp = stamp
         return self._results, True
 

@@ -73,8 +73,28 @@ def test_folder_scanner_recompiles_only_changed_files_with_the_plan_cache(tmp_pa
     (dags / "b.yaml").write_text(_wf("b", "{db: 1, gpu: 2}", "db"))
     os.utime(dags / "b.yaml", ns=(1, 1))  # a different stamp even on a coarse clock
     results, changed = scanner.scan()
-    assert changed and (cache.hits, cache.misses) == (1, 3)  # a.yaml from the cache, b.yaml compiled
+    assert changed and (cache.hits, cache.misses) == (0, 3)  # a.yaml not even read again (the memo), b.yaml compiled
     assert set(desired_pools(results)) == {"iflow_db", "iflow_gpu"}
+    (dags / "iflow.defaults.yaml").write_text("resources: {db: 1}\n")  # may change every file: all compiled
+    assert scanner.scan()[1] and (cache.hits, cache.misses) == (0, 5)
+
+
+def test_folder_scanner_memo_keeps_results_as_compiled_before_the_cross_file_checks(tmp_path: Path):
+    """A name clash takes one file's DAG away in one scan; once it is gone, that file is whole again."""
+    from iflow_airflow.runtime.pools import FolderScanner
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "a.yaml").write_text(_wf("a", "{db: 1}", "db"))
+    scanner = FolderScanner(dags, SETTINGS)
+    scanner.scan()
+    (dags / "z_copy.yaml").write_text(_wf("a", "{db: 1}", "db"))
+    by_file = {c.display: c for c in scanner.scan()[0]}
+    assert by_file["z_copy.yaml"].plan is None and by_file["a.yaml"].plan is not None
+    (dags / "a.yaml").unlink()
+    by_file = {c.display: c for c in scanner.scan()[0]}
+    assert set(by_file) == {"z_copy.yaml"} and by_file["z_copy.yaml"].plan is not None
+    assert by_file["z_copy.yaml"].error is None
 
 
 def test_pool_usage_counts_as_airflow_counts_a_pool():
