@@ -191,8 +191,8 @@ def load_folder(root: Path, settings: IflowSettings, *, cache: Any = None,
 
     ``top``: the tree root the files are named from (``source.discovery.tree_root``);
     ``root`` itself when not given. The cross-file rules see the other units' files
-    through their records (``build.units``); ``record``: write this unit's record (not
-    in a task process, which may parse an older bundle version).
+    through their records (``build.units``); ``record``: write this unit's record and the
+    name ledger (not in a task process, which may parse an older bundle version).
     """
     top = top or root
     shared = SharedParse()
@@ -200,7 +200,8 @@ def load_folder(root: Path, settings: IflowSettings, *, cache: Any = None,
     records = units.UnitRecords(getattr(cache, "folder", None), top, root)
     foreign = records.foreign() if records.folder is not None else None
     facts = [units.Facts.of(c.display, c.plan) for c in results if c.plan is not None]  # before the checks
-    check_across_files(results, NameLedger(getattr(cache, "folder", None), top), foreign=foreign)  # D14
+    ledger = NameLedger(getattr(cache, "folder", None), top, read_only=not record)
+    check_across_files(results, ledger, foreign=foreign)  # D14
     results += _lost_workflow(store, root, top, results, listed, records.previous_files())
     outcomes = [_build_healthy(c, settings, store, shared) if c.plan is not None else Outcome(c) for c in results]
     taken = {o.dag.dag_id for o in outcomes if o.dag is not None}

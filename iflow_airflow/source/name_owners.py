@@ -39,8 +39,9 @@ class NameLedger:
     """name -> owning file (relative to the dags folder), kept in ``folder``; best-effort:
     an unreadable or unwritable ledger behaves as an empty one, never as an error."""
 
-    def __init__(self, folder: Path | None, root: Path):
+    def __init__(self, folder: Path | None, root: Path, read_only: bool = False):
         self.root = root
+        self.read_only = read_only  # a task process: it may parse an older bundle version (a git checkout)
         digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
         self.path = folder / f"names-{digest}.json" if folder is not None else None
         self.owners = self._read()
@@ -69,7 +70,7 @@ class NameLedger:
         and only names whose owner is in ``scope`` are replaced, so units that share the
         ledger keep each other's entries. None: ``owners`` is the whole folder's.
         """
-        if self.path is None:
+        if self.path is None or self.read_only:
             return
         if scope is not None:
             fresh = self._read()

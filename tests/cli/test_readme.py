@@ -94,6 +94,7 @@ RUN_ELSEWHERE = {
     "make test-fast": "the suite itself",
     "iflow-airflow sync-pools": "tests/airflow/test_sync_pools_cli.py (needs a migrated database)",
     "pytest tests/e2e/test_bad_edit.py -s": "part of the suite (e2e), with its figures printed",
+    "pytest tests/e2e/test_git_bundle.py -s": "part of the suite (e2e), with its figures printed",
     "pytest tests/unit/schema/test_fuzz.py -k attacks -s": "part of the suite (unit), with its figures printed",
 }
 

@@ -147,3 +147,11 @@ def test_a_new_sub_unit_takes_files_over_without_dropping_their_last_good_versio
     shared = d.parse("shared")
     assert shared["shared/common.yaml"].last_good is not None
     assert shared["shared/common.yaml"].dag.dag_id == "common"
+
+
+def test_a_task_process_parse_records_nothing(tmp_path, tree):
+    d = Deployment(tmp_path, tree)
+    load_folder(tree, SETTINGS, cache=d.cache, store=d.store, top=tree, record=False)
+    assert not list(d.cache.folder.glob("units-*")) and not list(d.cache.folder.glob("names-*.json"))
+    d.parse(tree)
+    assert len(list(d.cache.folder.glob("units-*/*.json"))) == 1
