@@ -17,6 +17,9 @@ every file in one folder under one loader (the layout before parse units). A rea
 * **largest parse unit**: the longest "Last Duration" of a loader file in the
   dag-processor's own statistics table (``print_stats_interval = 5``), against a third
   of ``dagbag_import_timeout``;
+* **keeper scan**: the resource keeper's (and the iflow page's) folder scan in this
+  process (``runtime.pools.FolderScanner``, warm plan cache): after one edit, and with
+  nothing changed (the stat walk only);
 * **edit -> DAG**: ``--edits`` times a random workflow file gets a new description,
   from the write to the ``dag`` row carrying it (polled every 50 ms from the SQLite
   file, read-only), edits 3-6 s apart (seeded).
@@ -114,11 +117,31 @@ def edits_latency(af: AirflowDeployment, db: Path, paths: dict[int, Path], edits
     return out
 
 
+def keeper_scan(dags: Path, paths: dict[int, Path], cache_folder: Path) -> tuple[float, float]:
+    """(seconds of a scan after one edit, of a scan with nothing changed), the keeper's scanner, warm cache."""
+    from iflow_airflow.plan.cache import PlanCache
+    from iflow_airflow.runtime.pools import FolderScanner
+    from iflow_airflow.settings import IflowSettings
+
+    cache_folder.mkdir(mode=0o700)
+    scanner = FolderScanner(dags, IflowSettings(), cache=PlanCache(cache_folder))
+    scanner.scan()
+    paths[0].write_text(workflow(0, "scanned").replace("wf_000", "wf_00000"))
+    t0 = time.perf_counter()
+    scanner.scan()
+    t1 = time.perf_counter()
+    scanner.scan()
+    t2 = time.perf_counter()
+    paths[0].write_text(workflow(0, "v0").replace("wf_000", "wf_00000"))
+    return t1 - t0, t2 - t1
+
+
 def measure(n: int, unit_size: int, edits: int, steady: float, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="iflow-scale-bench-") as tmp:
         dags = Path(tmp) / "dags"
         dags.mkdir()
         paths = lay_out(dags, n, unit_size)
+        scan_edit, scan_idle = keeper_scan(dags, paths, Path(tmp) / "scan-cache")
         af = AirflowDeployment(Path(tmp) / "home", dags, components=("dag-processor", "api-server"),
                                extra_env=ENV, startup_timeout=600)
         with af:
@@ -136,7 +159,8 @@ def measure(n: int, unit_size: int, edits: int, steady: float, seed: int) -> dic
             sampler.done.set()
             unit = largest_unit_seconds(af.components["dag-processor"].log_path)
             timeout = float(af.env.get("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "30"))
-    return {"cold": cold, "cpu": cpu, "rss": sampler.peak / 2**20, "unit": unit, "timeout": timeout, "lat": lat}
+    return {"cold": cold, "cpu": cpu, "rss": sampler.peak / 2**20, "unit": unit, "timeout": timeout, "lat": lat,
+            "scan": (scan_edit, scan_idle)}
 
 
 def main() -> None:
@@ -155,13 +179,14 @@ def main() -> None:
             rows.append((n, unit_size, measure(n, unit_size, args.edits, args.steady, args.seed), load_avg()))
     print_machine_table(facts, "start", loads, " ".join(["python", *sys.argv]))
     print("\n| workflows | files per unit | cold start | steady CPU (CPU-s/min) | processor RSS | largest unit "
-          "parse (limit: 1/3 of timeout) | edit -> DAG median | p95 | max | load average after |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "parse (limit: 1/3 of timeout) | edit -> DAG median | p95 | max | keeper scan: after an edit, idle "
+          "| load average after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n, unit_size, r, la in rows:
         lat = r["lat"]
         print(f"| {n:,} | {unit_size or 'all (one loader)'} | {r['cold']:.0f} s | {r['cpu']:.1f} | "
               f"{r['rss']:.0f} MiB | {r['unit']:.1f} s ({r['timeout'] / 3:.0f} s) | {statistics.median(lat):.1f} s | "
-              f"{p95(lat):.1f} s | {max(lat):.1f} s | {la} |")
+              f"{p95(lat):.1f} s | {max(lat):.1f} s | {r['scan'][0]:.2f} s, {r['scan'][1]:.2f} s | {la} |")
 
 
 if __name__ == "__main__":
