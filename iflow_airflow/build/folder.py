@@ -118,17 +118,17 @@ def _lost_workflow(store: last_good.LastGoodStore | None, unit: Path, top: Path,
 
     ``before``: the files this unit listed at its last parse (``build.units``); a file
     listed then and not now was deleted, moved to another unit or ignored on purpose, and
-    its workflow goes away. Without that record, every entry of no listed iflow file is
-    looked at (the single-unit behaviour).
+    its workflow goes away. Without that record the root unit looks at every entry of no
+    listed iflow file (the single-unit behaviour), a sub-unit at its listed files only.
     """
     if store is None:
         return []
     iflow = {c.display for c in results}
     lost = []
-    if before is None:
+    if before is None and unit.resolve() == top.resolve():
         candidates = store.others(iflow)
-    else:
-        candidates = [e for e in (store.get(d) for d in sorted((before | listed) - iflow)) if e is not None]
+    else:  # a sub-unit without a record looks only at its own listed files (not at every unit's entries)
+        candidates = [e for e in (store.get(d) for d in sorted(((before or set()) | listed) - iflow)) if e is not None]
     for entry in candidates:
         if entry.display in listed:
             lost.append(Compiled(top / entry.display, entry.display, error=_problem(
