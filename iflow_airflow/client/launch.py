@@ -16,6 +16,8 @@ The same as ``python -m airflow COMPONENT ARGS...``, in two steps:
    abandoned) exits quietly.
 
 Importing a module early changes no behaviour: the command imports the same ones.
+One addition: on Python < 3.12, the locks of ``functools.cached_property`` are reset in
+every forked child (:func:`_fork_safe_cached_properties`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ import traceback
 #: The modules each component's command imports anyway (its command module first).
 PRELOAD: dict[str, tuple[str, ...]] = {
     "api-server": ("airflow.cli.commands.api_server_command", "uvicorn"),
+    # the scheduler forks its LocalExecutor workers right after it starts the iflow resource keeper's
+    # thread: what that thread and the workers would import lazily is imported before (no import is
+    # then in progress in another thread at a fork, see _fork_safe_cached_properties)
     "scheduler": ("airflow.cli.commands.scheduler_command", "airflow.executors.local_executor",
-                  "airflow.utils.serve_logs"),
+                  "airflow.utils.serve_logs", "airflow.sdk.execution_time.supervisor",
+                  "iflow_airflow.runtime.keeper", "iflow_airflow.runtime.alerts", "iflow_airflow.runtime.monitor"),
     "dag-processor": ("airflow.cli.commands.dag_processor_command",),
     "triggerer": ("airflow.cli.commands.triggerer_command", "airflow.utils.serve_logs"),
 }
@@ -47,6 +53,34 @@ def _build_api_app() -> None:
         sub = getattr(route, "app", None)
         if getattr(sub, "_cadwyn_initialized", True) is False and callable(getattr(sub, "_cadwyn_initialize", None)):
             sub._cadwyn_initialize()
+
+
+def _fork_safe_cached_properties() -> None:
+    """Python < 3.12: a ``functools.cached_property`` computes under one lock per attribute, shared by
+    every instance (pydantic's namespaces use one while a model class is built). A process forked
+    while another of its threads holds it gives the child a lock held by a thread that does not exist
+    there: the child hangs at its first use. Seen: a LocalExecutor worker, forked while the resource
+    keeper's thread built models, hung on its first task. So every such lock is reset in each child."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "register_at_fork"):
+        return
+    import functools
+    import weakref
+
+    made: weakref.WeakSet[functools.cached_property] = weakref.WeakSet()
+    original = functools.cached_property.__init__
+
+    def init(self: functools.cached_property, func: object) -> None:
+        original(self, func)
+        made.add(self)
+
+    def reset() -> None:
+        for prop in list(made):
+            lock = getattr(prop, "lock", None)
+            if lock is not None and hasattr(lock, "_at_fork_reinit"):
+                lock._at_fork_reinit()
+
+    functools.cached_property.__init__ = init  # type: ignore[method-assign]
+    os.register_at_fork(after_in_child=reset)
 
 
 def preload(component: str) -> float:
@@ -82,6 +116,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m iflow_airflow.client.launch COMPONENT [ARGS...]", file=sys.stderr)
         return 2
+    _fork_safe_cached_properties()  # before the imports that define the properties
     seconds = preload(argv[0])
     waited = time.monotonic()
     if not wait_for_go():
