@@ -4,10 +4,11 @@
 call :class:`EmbeddedAirflow` starts, through one supervisor process
 (:mod:`iflow_airflow.client.supervisor`), an api-server bound to ``127.0.0.1`` on
 a free port (also the execution API of the task processes) and ``airflow db
-migrate`` side by side, then a scheduler (LocalExecutor), a dag-processor and a
-triggerer, on SQLite in a private home or on the ``database_url`` given. The
-api-server's start is the longest: it builds its app while the database is
-migrated and serves once it is (:mod:`iflow_airflow.client.launch`). Later calls
+migrate`` side by side, then a scheduler (LocalExecutor) and a dag-processor,
+and a triggerer once the api-server answers, on SQLite in a private home or on
+the ``database_url`` given. The api-server's start is the longest: it builds its
+app while the database is migrated and serves once it is
+(:mod:`iflow_airflow.client.launch`). Later calls
 reuse it; :meth:`EmbeddedAirflow.stop` (the engine's ``close()``, context exit
 or interpreter exit) ends it, and the supervisor ends it by itself when the
 engine's process dies, even by SIGKILL.
@@ -70,6 +71,10 @@ COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 #: start is the longest (building its app and the execution API's routers, ~12 s of CPU); the others
 #: start as the migration ends, so that they do not take the second core from the migration.
 EARLY = ("api-server",)
+#: Started once the api-server accepts connections: the triggerer is needed only when a task defers
+#: (it picks up what deferred before it started), and its start (~4 s of CPU) would otherwise compete
+#: with the api-server's on two cores.
+LATE = ("triggerer",)
 POLL = 0.2
 LOG_TAIL_LINES = 40
 
@@ -273,7 +278,7 @@ class EmbeddedAirflow:
                 "airflow_version": airflow_version(), "remove_home": self.own_home,
                 "migrate": [sys.executable, "-m", "airflow", "db", "migrate"],
                 "components": {c: _component_argv(c, self.port) for c in COMPONENTS},
-                "early": list(EARLY)}
+                "early": list(EARLY), "late": list(LATE), "api_port": self.port}
         spec_path = self.home / "supervisor.json"
         spec_path.unlink(missing_ok=True)
         with os.fdopen(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:

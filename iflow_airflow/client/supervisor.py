@@ -19,7 +19,9 @@ Rule: nothing the engine started outlives the engine's process. The supervisor
   migrate`` (on the default SQLite database it copies instead the template that
   the first migration of this Airflow version kept, see
   :data:`~iflow_airflow.client.embedded.template_path`), then starts the other
-  components and writes ``go`` to all; it writes its phase to ``status.json`` (``migrating``, ``running``,
+  components and writes ``go`` to all, except the ``late`` ones (the triggerer),
+  which start once the api-server accepts connections; it writes its phase to
+  ``status.json`` (``migrating``, ``running``,
   ``failed`` with the reason, ``stopped``); a component that exits (also while
   the database is migrated) is a failure and tears the whole Airflow down, so
   the engine's waits end at once with the reason.
@@ -41,6 +43,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -122,6 +125,8 @@ class Supervisor:
         self.env: dict[str, str] = spec["env"]
         self.components: dict[str, list[str]] = spec["components"]
         self.early: list[str] = [n for n in spec.get("early", ()) if n in self.components]
+        self.late: list[str] = [n for n in spec.get("late", ()) if n in self.components and n not in self.early]
+        self.api_port = int(spec.get("api_port") or 0)
         self.migrate: list[str] = spec["migrate"]
         self.grace = float(spec.get("grace", 15))
         self.marker_key, self.marker = spec["marker_key"], spec["marker"]
@@ -147,6 +152,14 @@ class Supervisor:
     def _start(self, names: list[str]) -> None:
         for name in names:
             self.procs[name] = self._popen(name, self.components[name], gated=True)
+
+    def _api_answers(self) -> bool:
+        """Does the api-server accept connections yet (then the ``late`` components start)?"""
+        try:
+            socket.create_connection(("127.0.0.1", self.api_port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
 
     def _open_gates(self) -> None:
         """The database is ready: let every waiting component run its command."""
@@ -248,7 +261,7 @@ class Supervisor:
             self._start(self.early)  # they import, then wait for the database
             if not self._migrate():
                 return 1
-            self._start([n for n in self.components if n not in self.early])
+            self._start([n for n in self.components if n not in self.early and n not in self.late])
             self._open_gates()
             write_status(self.home, "running", components={n: p.pid for n, p in self.procs.items()})
             return self._watch()
@@ -259,9 +272,15 @@ class Supervisor:
         self.stopping = True
 
     def _watch(self) -> int:
+        late = self.late
         while not self._lifeline_cut(POLL):
             if self._component_died():
                 return 1
+            if late and (not self.api_port or self._api_answers()):
+                self._start(late)
+                self._open_gates()
+                late = []
+                write_status(self.home, "running", components={n: p.pid for n, p in self.procs.items()})
         return 0
 
     def _ours(self) -> list[psutil.Process]:
