@@ -95,13 +95,15 @@ def embedded_first(cache: Path) -> tuple[float, str]:
 
 def cold_firsts(times: int) -> tuple[list[float], list[str], Path]:
     """``times`` cold first calls (a new empty template cache each); the last cache is kept."""
-    seconds, lines = [], []
+    seconds, lines, caches = [], [], []
     for _ in range(times):
-        cache = Path(tempfile.mkdtemp(prefix="iflow-bench-cache-"))
-        value, line = embedded_first(cache)
+        caches.append(Path(tempfile.mkdtemp(prefix="iflow-bench-cache-")))
+        value, line = embedded_first(caches[-1])
         seconds.append(value)
         lines.append(line)
-    return seconds, lines, cache
+    for old in caches[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+    return seconds, lines, caches[-1]
 
 
 def main() -> int:
