@@ -1,13 +1,16 @@
 """The engine API's figures: the embedded Airflow (default) beside dag.test() (``mode="test"``).
 
-    .venv/bin/python benchmarks/engine_bench.py [--warm 5]
+    .venv/bin/python benchmarks/engine_bench.py [--warm 5] [--cold 3] [--first-only]
 
 For each mode, one engine runs, in order:
 
 * ``first call``: a one-task ``echo`` workflow on a new engine (embedded: starts the
-  private Airflow). Embedded twice: ``cold`` with an empty template cache (the very
-  first engine of this Airflow version on a machine migrates SQLite) and with the
-  migrated template the cold start left;
+  private Airflow). Embedded: ``cold`` (``--cold`` times, median and min-max) with an
+  empty template cache each (the very first engine of this Airflow version on a
+  machine migrates SQLite), then with the migrated template a cold start left;
+  each cold call's timeline is printed too (seconds after the call began: api-server
+  answers, that definition parsed, run finished, and the load average before it);
+  ``--first-only`` stops after these;
 * ``warm call``: the same workflow again (``--warm`` times; median, min-max);
 * ``warm, changed definition``: a new one-task workflow each time (the write ->
   parse wait is in it);
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -75,34 +79,62 @@ def measure(engine: WorkflowEngine, warm: int) -> dict[str, str]:
     return out
 
 
-def embedded_first(cache: Path) -> float:
-    """The first call of a new embedded engine with ``cache`` as template cache."""
+def embedded_first(cache: Path) -> tuple[float, str]:
+    """(seconds, timeline) of the first call of a new embedded engine with ``cache`` as template cache."""
     os.environ["IFLOW_ENGINE_CACHE"] = str(cache)
+    load = load_avg().split()[0]
     with WorkflowEngine(timeout=600, startup_timeout=600) as engine:
+        began = time.monotonic()
         seconds, result = timed(lambda: engine.run_workflow("bench_echo", ECHO))
+        timings = engine.embedded().timings
+        offset = timings["start"] - began  # the timings count from the supervisor's start
+        steps = ", ".join(f"{key} {value + offset:.1f}" for key, value in timings.items() if key != "start")
     assert result.ok, result.log
-    return seconds
+    return seconds, f"{seconds:.1f} s (load {load}): {steps}"
+
+
+def cold_firsts(times: int) -> tuple[list[float], list[str], Path]:
+    """``times`` cold first calls (a new empty template cache each); the last cache is kept."""
+    seconds, lines, caches = [], [], []
+    for _ in range(times):
+        caches.append(Path(tempfile.mkdtemp(prefix="iflow-bench-cache-")))
+        value, line = embedded_first(caches[-1])
+        seconds.append(value)
+        lines.append(line)
+    for old in caches[:-1]:
+        shutil.rmtree(old, ignore_errors=True)
+    return seconds, lines, caches[-1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warm", type=int, default=5, help="warm calls per figure")
+    parser.add_argument("--cold", type=int, default=1, help="cold first calls (each with an empty cache)")
+    parser.add_argument("--first-only", action="store_true", help="only the cold first calls")
     args = parser.parse_args()
     facts, load_start = machine_facts(), load_avg()
-    with tempfile.TemporaryDirectory(prefix="iflow-bench-cache-") as cache:
-        cold = embedded_first(Path(cache))
-        with WorkflowEngine(timeout=600, startup_timeout=600) as engine:
-            embedded = measure(engine, args.warm)
-        load_mid = load_avg()
-        os.environ.pop("IFLOW_ENGINE_CACHE")
-        with WorkflowEngine(mode="test", timeout=600) as engine:
-            test = measure(engine, args.warm)
+    cold, timelines, cache = cold_firsts(max(1, args.cold))
+    try:
+        embedded, test, load_mid = {}, {}, load_avg()
+        if not args.first_only:
+            with WorkflowEngine(timeout=600, startup_timeout=600) as engine:
+                embedded = measure(engine, args.warm)
+            load_mid = load_avg()
+            os.environ.pop("IFLOW_ENGINE_CACHE")
+            with WorkflowEngine(mode="test", timeout=600) as engine:
+                test = measure(engine, args.warm)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    command = f"python benchmarks/engine_bench.py --warm {args.warm} --cold {args.cold}"
     print_machine_table(facts, "start / between modes / end", f"{load_start} / {load_mid} / {load_avg()}",
-                        f"python benchmarks/engine_bench.py --warm {args.warm}")
+                        command + (" --first-only" if args.first_only else ""))
+    print()
+    print("cold first calls, timeline in seconds after the call began:")
+    print("\n".join(f"* {line}" for line in timelines))
     print()
     print('| seconds (median, min-max) | embedded (default) | dag.test() (`mode="test"`) |')
     print("|---|---|---|")
-    print(f"| first call, cold (migrates SQLite) | {cold:.1f} | - |")
+    print(f"| first call, cold (migrates SQLite) | {spread(cold)} | - |")
     for key in embedded:
         print(f"| {key} | {embedded[key]} | {test[key]} |")
     return 0

@@ -2,10 +2,13 @@
 
 ``WorkflowEngine()`` (mode ``"embedded"``) runs definitions here. On the first
 call :class:`EmbeddedAirflow` starts, through one supervisor process
-(:mod:`iflow_airflow.client.supervisor`), ``airflow db migrate`` and then a
-scheduler (LocalExecutor), a dag-processor, a triggerer and an api-server bound
-to ``127.0.0.1`` on a free port (also the execution API of the task processes),
-on SQLite in a private home or on the ``database_url`` given. Later calls
+(:mod:`iflow_airflow.client.supervisor`), an api-server bound to ``127.0.0.1`` on
+a free port (also the execution API of the task processes) and ``airflow db
+migrate`` side by side, then a scheduler (LocalExecutor) and a dag-processor,
+and a triggerer once the api-server answers, on SQLite in a private home or on
+the ``database_url`` given. The api-server's start is the longest: it builds its
+app while the database is migrated and serves once it is
+(:mod:`iflow_airflow.client.launch`). Later calls
 reuse it; :meth:`EmbeddedAirflow.stop` (the engine's ``close()``, context exit
 or interpreter exit) ends it, and the supervisor ends it by itself when the
 engine's process dies, even by SIGKILL.
@@ -64,6 +67,14 @@ MARKER_KEY = "IFLOW_ENGINE_MARKER"
 TAG_PREFIX = "iflow-engine-"
 USER = "iflow"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+#: Started beside the migration (they import and build, then wait for the database): the api-server's
+#: start is the longest (building its app and the execution API's routers, ~12 s of CPU); the others
+#: start as the migration ends, so that they do not take the second core from the migration.
+EARLY = ("api-server",)
+#: Started once the api-server accepts connections: the triggerer is needed only when a task defers
+#: (it picks up what deferred before it started), and its start (~4 s of CPU) would otherwise compete
+#: with the api-server's on two cores.
+LATE = ("triggerer",)
 POLL = 0.2
 LOG_TAIL_LINES = 40
 
@@ -181,7 +192,8 @@ def template_path() -> Path:
 
 
 def _component_argv(name: str, port: int) -> list[str]:
-    argv = [sys.executable, "-m", "airflow", name]
+    """``airflow <name>`` through the launcher: it imports while the database is migrated."""
+    argv = [sys.executable, "-m", "iflow_airflow.client.launch", name]
     return [*argv, "--port", str(port), "--host", "127.0.0.1"] if name == "api-server" else argv
 
 
@@ -265,7 +277,8 @@ class EmbeddedAirflow:
                 "template": None if self.database_url else str(template_path()),
                 "airflow_version": airflow_version(), "remove_home": self.own_home,
                 "migrate": [sys.executable, "-m", "airflow", "db", "migrate"],
-                "components": {c: _component_argv(c, self.port) for c in COMPONENTS}}
+                "components": {c: _component_argv(c, self.port) for c in COMPONENTS},
+                "early": list(EARLY), "late": list(LATE), "api_port": self.port}
         spec_path = self.home / "supervisor.json"
         spec_path.unlink(missing_ok=True)
         with os.fdopen(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
@@ -334,8 +347,8 @@ class EmbeddedAirflow:
 
     def _warm_execution_api(self, client: AirflowRestClient) -> None:
         """One request to the execution API right away: its first answer builds the versioned app
-        (seconds on a busy machine), which would otherwise hit the first task's start with timeouts
-        and retries. Best effort."""
+        (seconds on a busy machine) unless the launcher built it already (client/launch.py), which
+        would otherwise hit the first task's start with timeouts and retries. Best effort."""
         with contextlib.suppress(Exception):
             client.http.get("/execution/health", timeout=max(10.0, self.startup_timeout))
         self.timings["execution_api_ready"] = time.monotonic() - self.timings["start"]

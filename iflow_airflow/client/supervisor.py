@@ -13,12 +13,18 @@ Rule: nothing the engine started outlives the engine's process. The supervisor
   engine's marker variable, found by a process scan as a fallback;
 * starts each component in its own process group with ``PR_SET_PDEATHSIG``
   (SIGTERM), so a component ends even if the supervisor itself is SIGKILLed;
-* runs ``airflow db migrate`` (on the default SQLite database it copies instead the
-  template that the first migration of this Airflow version kept, see
-  :data:`~iflow_airflow.client.embedded.template_path`), then the components, and writes its phase to
-  ``status.json`` (``migrating``, ``starting``, ``running``, ``failed`` with the
-  reason, ``stopped``); a component that exits while running is a failure and
-  tears the whole Airflow down, so the engine's waits end at once with the reason.
+* starts the ``early`` components (the api-server) at once through
+  :mod:`iflow_airflow.client.launch` (each imports its modules and builds what
+  needs no database, then waits on its stdin pipe), meanwhile runs ``airflow db
+  migrate`` (on the default SQLite database it copies instead the template that
+  the first migration of this Airflow version kept, see
+  :data:`~iflow_airflow.client.embedded.template_path`), then starts the other
+  components and writes ``go`` to all, except the ``late`` ones (the triggerer),
+  which start once the api-server accepts connections; it writes its phase to
+  ``status.json`` (``migrating``, ``running``,
+  ``failed`` with the reason, ``stopped``); a component that exits (also while
+  the database is migrated) is a failure and tears the whole Airflow down, so
+  the engine's waits end at once with the reason.
 
 Teardown: SIGTERM to every group and every found process, SIGKILL after
 ``grace`` seconds, reap; when the engine died, also remove its temporary home.
@@ -37,6 +43,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -48,6 +55,7 @@ import psutil
 
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 POLL = 0.5
+MIGRATE_POLL = 0.05  # the components wait for the migration's end: notice it at once
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -116,6 +124,9 @@ class Supervisor:
         self.home = Path(spec["home"])
         self.env: dict[str, str] = spec["env"]
         self.components: dict[str, list[str]] = spec["components"]
+        self.early: list[str] = [n for n in spec.get("early", ()) if n in self.components]
+        self.late: list[str] = [n for n in spec.get("late", ()) if n in self.components and n not in self.early]
+        self.api_port = int(spec.get("api_port") or 0)
         self.migrate: list[str] = spec["migrate"]
         self.grace = float(spec.get("grace", 15))
         self.marker_key, self.marker = spec["marker_key"], spec["marker"]
@@ -128,12 +139,46 @@ class Supervisor:
         self.orphaned = False
         self.remove_home = bool(spec.get("remove_home"))
 
-    def _popen(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def _popen(self, name: str, argv: list[str], gated: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``argv`` logging to ``logs/<name>.log``; ``gated``: its stdin is a pipe that
+        :meth:`_open_gates` writes ``go`` to (client/launch.py waits for it), else /dev/null."""
         log = self.home / "logs" / f"{name}.log"
         with log.open("ab") as out:
-            return subprocess.Popen(argv, env=self.env, cwd=self.home, stdin=subprocess.DEVNULL, stdout=out,
+            return subprocess.Popen(argv, env=self.env, cwd=self.home,
+                                    stdin=subprocess.PIPE if gated else subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=_die_with_parent)
+
+    def _start(self, names: list[str]) -> None:
+        for name in names:
+            self.procs[name] = self._popen(name, self.components[name], gated=True)
+
+    def _api_answers(self) -> bool:
+        """Does the api-server accept connections yet (then the ``late`` components start)?"""
+        try:
+            socket.create_connection(("127.0.0.1", self.api_port), timeout=0.2).close()
+        except OSError:
+            return False
+        return True
+
+    def _open_gates(self) -> None:
+        """The database is ready: let every waiting component run its command."""
+        for proc in self.procs.values():
+            if proc.stdin is not None and not proc.stdin.closed:
+                with contextlib.suppress(OSError, ValueError):
+                    proc.stdin.write(b"go\n")
+                    proc.stdin.close()
+
+    def _component_died(self) -> bool:
+        """If a component exited, record the failure (its name, exit code and log tail) and say so."""
+        dead = {n: p.returncode for n, p in self.procs.items() if n != "db-migrate" and p.poll() is not None}
+        if not dead:
+            return False
+        name = next(iter(dead))
+        log = self.home / "logs" / f"{name}.log"
+        write_status(self.home, "failed", reason=f"Airflow component {name} exited with {dead[name]}",
+                     log=str(log), tail=tail(log))
+        return True
 
     def _lifeline_cut(self, timeout: float) -> bool:
         """True when the engine is gone or asked to stop (waits up to ``timeout`` for its word)."""
@@ -189,8 +234,8 @@ class Supervisor:
         fresh = self.sqlite is not None and not self.sqlite.exists()
         proc = self._popen("db-migrate", self.migrate)
         self.procs["db-migrate"] = proc
-        while proc.poll() is None:
-            if self._lifeline_cut(POLL):
+        while proc.poll() is None:  # the components import meanwhile (client/launch.py)
+            if self._lifeline_cut(MIGRATE_POLL) or self._component_died():
                 return False
         del self.procs["db-migrate"]
         if proc.returncode != 0:
@@ -213,11 +258,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         try:
+            self._start(self.early)  # they import, then wait for the database
             if not self._migrate():
                 return 1
-            write_status(self.home, "starting")
-            for name, argv in self.components.items():
-                self.procs[name] = self._popen(name, argv)
+            self._start([n for n in self.components if n not in self.early and n not in self.late])
+            self._open_gates()
             write_status(self.home, "running", components={n: p.pid for n, p in self.procs.items()})
             return self._watch()
         finally:
@@ -227,14 +272,15 @@ class Supervisor:
         self.stopping = True
 
     def _watch(self) -> int:
+        late = self.late
         while not self._lifeline_cut(POLL):
-            dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
-            if dead:
-                name = next(iter(dead))
-                log = self.home / "logs" / f"{name}.log"
-                write_status(self.home, "failed", reason=f"Airflow component {name} exited with {dead[name]}",
-                             log=str(log), tail=tail(log))
+            if self._component_died():
                 return 1
+            if late and (not self.api_port or self._api_answers()):
+                self._start(late)
+                self._open_gates()
+                late = []
+                write_status(self.home, "running", components={n: p.pid for n, p in self.procs.items()})
         return 0
 
     def _ours(self) -> list[psutil.Process]:
