@@ -21,6 +21,7 @@ any of them has ``auto_scaling: true``. Each tick also checks run deadlines
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -164,7 +165,8 @@ class ResourceKeeper:
         log.info("iflow resource keeper watching %s every %.1fs", self.scanner.root, self.interval)
         while not self._stop.is_set():
             try:
-                self.tick()
+                with FORK_GUARD:
+                    self.tick()
             except Exception:
                 log.exception("iflow resource keeper: tick failed (will retry)")
                 self.scanner._stamp = None  # re-apply on the next tick
@@ -179,6 +181,27 @@ class ResourceKeeper:
 
 
 _keeper: ResourceKeeper | None = None
+
+# The scheduler forks (LocalExecutor starts its workers with os.fork, right after it starts).
+# A child forked while the keeper's thread holds a lock (a module being imported, pydantic's
+# cached_property building a model, SQLAlchemy's pool) inherits it held and hangs at its
+# first use: a worker that never runs a task. So a fork waits until the keeper's current
+# step is done, and the keeper works only while holding FORK_GUARD. Limit: a fork waits at
+# most one tick (one folder scan; a few seconds at 10,000 workflows); the notification
+# lanes' threads are not covered.
+FORK_GUARD = threading.RLock()
+_fork_guard_installed = False
+
+
+def install_fork_guard() -> bool:
+    """Make every ``os.fork`` of this process wait for the keeper's current step (once; False if unsupported)."""
+    global _fork_guard_installed
+    if _fork_guard_installed or not hasattr(os, "register_at_fork"):
+        return _fork_guard_installed
+    os.register_at_fork(before=FORK_GUARD.acquire, after_in_parent=FORK_GUARD.release,
+                        after_in_child=FORK_GUARD._at_fork_reinit)  # type: ignore[attr-defined]
+    _fork_guard_installed = True
+    return True
 
 
 def start_if_scheduler(component: object) -> None:
@@ -195,8 +218,10 @@ def start_if_scheduler(component: object) -> None:
             return
         from airflow.configuration import conf
 
-        interval = float(iflow_settings.get("keeper_interval"))
-        _keeper = ResourceKeeper(Path(conf.get("core", "dags_folder")), interval)
+        install_fork_guard()
+        with FORK_GUARD:
+            interval = float(iflow_settings.get("keeper_interval"))
+            _keeper = ResourceKeeper(Path(conf.get("core", "dags_folder")), interval)
         _keeper.start()
 
     if type(component).__name__ != "Job":

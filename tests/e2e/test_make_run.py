@@ -112,32 +112,58 @@ def check_running(proc: subprocess.Popen, home: Path, log: Path, env: dict[str, 
         assert "prompt: tasks:    the offline DEMO agent (no iflow CLI on PATH)" in text
 
 
-@pytest.mark.parametrize("case", ["sigint-group", "make-ctrl-c", "background-make-sigint", "sigterm"])
-def test_make_run_stops_on_the_usual_signals(case: str, tmp_path: Path) -> None:
-    home, log = tmp_path / "home", tmp_path / "run.log"
-    env = plain_env(home)
-    proc = start(case, env, log)
-    try:
-        wait_ready(proc, log)
-        check_running(proc, home, log, env)
-        before = deployment_processes(home, proc.pid)
-        assert len(before) >= 5, [p.cmdline() for p in before]
-        t0 = time.monotonic()
-        if case == "sigterm":
-            os.kill(proc.pid, signal.SIGTERM)
-        else:
-            os.killpg(proc.pid, signal.SIGINT)
-        while deployment_processes(home, proc.pid) and time.monotonic() - t0 < STOP_WITHIN:
-            time.sleep(0.25)
-        left = [(p.pid, p.cmdline()) for p in deployment_processes(home, proc.pid)]
-        took = time.monotonic() - t0
-        assert left == [], f"still running {took:.1f} s after {case}: {left}\n{log.read_text()[-3000:]}"
-        assert proc.wait(timeout=5) != 0
-        assert "stopping Airflow" in log.read_text(errors="replace")
-        print(f"[{case}] everything gone {took:.1f} s after the signal")
-    finally:
-        for p in deployment_processes(home, proc.pid):
-            p.kill()
-        if proc.poll() is None:
-            proc.kill()
+class Case:
+    """One deployment started as ``case`` says, in its own folder."""
 
+    def __init__(self, case: str, folder: Path) -> None:
+        folder.mkdir()
+        self.case, self.home, self.log = case, folder / "home", folder / "run.log"
+        self.env = plain_env(self.home)
+        self.proc = start(case, self.env, self.log)
+
+    def check(self) -> None:
+        wait_ready(self.proc, self.log)
+        check_running(self.proc, self.home, self.log, self.env)
+        before = deployment_processes(self.home, self.proc.pid)
+        assert len(before) >= 5, [p.cmdline() for p in before]
+
+    def signal(self) -> float:
+        if self.case == "sigterm":
+            os.kill(self.proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        return time.monotonic()
+
+    def check_gone(self, t0: float) -> None:
+        while deployment_processes(self.home, self.proc.pid) and time.monotonic() - t0 < STOP_WITHIN:
+            time.sleep(0.25)
+        left = [(p.pid, p.cmdline()) for p in deployment_processes(self.home, self.proc.pid)]
+        took = time.monotonic() - t0
+        assert left == [], f"still running {took:.1f} s after {self.case}: {left}\n{self.log.read_text()[-3000:]}"
+        assert self.proc.wait(timeout=5) != 0
+        assert "stopping Airflow" in self.log.read_text(errors="replace")
+        print(f"[{self.case}] everything gone {took:.1f} s after the signal")
+
+    def kill(self) -> None:
+        for p in deployment_processes(self.home, self.proc.pid):
+            p.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
+# Two deployments at a time (one per core): the cases differ only in how they are started and
+# stopped, and four start-ups one after another were the slowest part of CI.
+@pytest.mark.parametrize("cases", [("sigint-group", "sigterm"), ("make-ctrl-c", "background-make-sigint")])
+def test_make_run_stops_on_the_usual_signals(cases: tuple[str, str], tmp_path: Path) -> None:
+    running = []
+    try:
+        for case in cases:
+            running.append(Case(case, tmp_path / case))
+        for c in running:
+            c.check()
+        stops = [(c, c.signal()) for c in running]
+        for c, t0 in stops:
+            c.check_gone(t0)
+    finally:
+        for c in running:
+            c.kill()
