@@ -105,6 +105,14 @@ def install_dag_processor_upkeep(upkeep: Any) -> list[str]:
     return [name for name, make in hooks.items() if _wrap(M, name, make)]
 
 
+def serialized_dag_update_interval() -> float:
+    """``[core] min_serialized_dag_update_interval`` (3.3.2: a DAG serialized less than this many
+    seconds ago is not stored again by a parse, ``dag_processing/collection.py``; 0: always)."""
+    from airflow.configuration import conf
+
+    return float(conf.getint("core", "min_serialized_dag_update_interval", fallback=30))
+
+
 def bundle_path(manager: Any, bundle_name: str) -> Any:
     """The local path of ``bundle_name`` among the manager's ``_dag_bundles`` (3.3.2: list of bundles)."""
     for bundle in getattr(manager, "_dag_bundles", ()):

@@ -18,8 +18,9 @@ dag-processor's manager process, hooked into four of its methods by
   manager's loop runs about once a second) the YAML files of each bundle are
   ``stat``-ed; the loader of each unit with a changed, added or removed file (a
   defaults file: every unit at or below it), and of each unit whose last parse had
-  errors, is queued first, and again if a parse of it was running (it may have read
-  the old file).
+  errors, is queued first, again if a parse of it was running (it may have read
+  the old file), and once more after ``[core] min_serialized_dag_update_interval``
+  (Airflow does not store a DAG serialized less than that ago).
 * **Only changed units are parsed.** A loader parsed less than ``[iflow]
   reparse_interval`` (600 s) ago whose unit did not change is left out of Airflow's
   ``min_file_process_interval`` round, so the processor's steady CPU does not grow with
@@ -72,7 +73,7 @@ class Upkeep:
 
     def __init__(self, paused_record: Path | None = None, clock: Callable[[], float] = time.monotonic,
                  watch_interval: float = WATCH_INTERVAL_S, reparse_interval: float = 0.0,
-                 yaml_units: bool = False):
+                 yaml_units: bool = False, again_after: float = 0.0):
         self.paused_record = paused_record
         self.watch_interval = watch_interval
         self.clock = clock
@@ -82,6 +83,8 @@ class Upkeep:
         self._dirty: dict[tuple[str, str], Any] = {}  # (bundle, loader) -> bundle: to parse first
         self._errored: dict[str, set[Path]] = {}  # bundle -> loader folders whose last parse had errors
         self._next_watch = 0.0
+        self.again_after = again_after
+        self._again: dict[tuple[str, str], tuple[float, Any]] = {}  # (bundle, loader) -> (when, bundle)
 
     # --- errors --------------------------------------------------------------------
 
@@ -242,15 +245,25 @@ class Upkeep:
         drops a queued file whose parse is running (``_start_new_processes``), and that
         parse may have read the file before the edit. Units with errors are parsed again
         after any change, since a change elsewhere (a name freed, a workflow added) can fix them.
+        Each changed unit is parsed once more ``again_after`` seconds later: Airflow does not
+        store a DAG serialized less than ``[core] min_serialized_dag_update_interval`` ago
+        (a second edit within 30 s), and an unchanged unit is otherwise not parsed again soon.
         """
         now = self.clock()
+        for key, (due, bundle) in list(self._again.items()):
+            if due <= now:
+                self._dirty[key] = bundle
+                del self._again[key]
         if self.watch_interval > 0 and now >= self._next_watch:
             self._next_watch = now + self.watch_interval
             try:
                 for bundle in bundles:
                     changed = self._look(bundle)
                     if changed:
+                        before = set(self._dirty)
                         self._mark_dirty(bundle, changed)
+                        if self.again_after > 0:
+                            self._again.update({k: (now + self.again_after, bundle) for k in set(self._dirty) - before})
             except Exception:
                 log.exception("iflow: watching the YAML files failed (the loader is parsed on its schedule)")
         out: list[Any] = []
@@ -322,7 +335,8 @@ def install() -> None:
         _installed = Upkeep(folder / PAUSED_RECORD if folder is not None else None,
                             watch_interval=float(settings.get("watch_interval")),
                             reparse_interval=float(settings.get("reparse_interval")),
-                            yaml_units=version_compat.iflow_importer_configured())
+                            yaml_units=version_compat.iflow_importer_configured(),
+                            again_after=version_compat.serialized_dag_update_interval() + 1.0)
         hooked = version_compat.install_dag_processor_upkeep(_installed)
         log.info("iflow: dag-processor upkeep hooked into %s", ", ".join(hooked))
         preload()

@@ -168,3 +168,17 @@ def test_a_loader_added_or_removed_queues_its_unit_and_the_unit_above(tmp_path):
     assert _looked(upkeep, clock, bundle) == ["iflow_dags.py", "team/etl/iflow_dags.py"]
     (tmp_path / "team" / "etl" / "helper.py").write_text("x = 1\n")  # not a loader: no change
     assert _looked(upkeep, clock, bundle) == []
+
+
+def test_a_changed_unit_is_parsed_once_more_after_airflows_serialization_interval(tmp_path):
+    bundle, clock = _units(tmp_path), Clock()
+    upkeep = Upkeep(clock=clock, watch_interval=1.0, again_after=31.0)
+    _looked(upkeep, clock, bundle)
+    (tmp_path / "team" / "b.yml").write_text("workflow: {name: b, description: second edit}\n")
+    assert _looked(upkeep, clock, bundle) == ["team/iflow_dags.py"]  # at once (Airflow may skip its write)
+    clock.now += 20
+    assert _looked(upkeep, clock, bundle) == []
+    clock.now += 11
+    assert _looked(upkeep, clock, bundle) == ["team/iflow_dags.py"]  # once more, when Airflow stores it
+    clock.now += 60
+    assert _looked(upkeep, clock, bundle) == []
