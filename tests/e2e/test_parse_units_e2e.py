@@ -74,3 +74,14 @@ def test_units_parse_on_their_own_and_hand_files_over(airflow_deployment, tmp_pa
         client.dag("team_wf")), 90, "team's workflow from the root unit")
     assert not client.dag("team_wf")["is_stale"] and client.dag("team_wf")["description"] == "edited"
     assert client.errors_by_file() == {}
+    # Two quick edits: the second lands within Airflow's 30 s min_serialized_dag_update_interval
+    # of the first one's stored version, so its parse updates the `dag` row but not the
+    # serialized DAG (its tasks); with no change after it, that follows when the upkeep
+    # parses the unit once more.
+    extra = "    - {id: t, command: 'true'}\n"
+    for k, task_ids in enumerate((["t2"], ["t2", "t3"])):
+        more = "".join(f"    - {{id: {t}, command: 'true'}}\n" for t in task_ids)
+        (dags / "team" / "team_wf.yaml").write_text(wf("team_wf", f"quick {k}").replace(extra, extra + more))
+        client.wait_until(lambda k=k: _described(client, "team_wf", f"quick {k}"), 60, f"quick edit {k}")
+    tasks = lambda: {t["task_id"] for t in client.get("/api/v2/dags/team_wf/tasks")["tasks"]}  # noqa: E731
+    client.wait_until(lambda: tasks() == {"t", "t2", "t3"}, 90, "the second quick edit's tasks in the serialized DAG")
