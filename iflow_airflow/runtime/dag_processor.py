@@ -115,7 +115,7 @@ class Upkeep:
         try:
             with session.begin_nested():  # a failure here rolls back only this, never Airflow's write
                 path = Path(bundle_path) / relative_fileloc
-                if self.is_loader(path):
+                if self.is_loader(path) and not self.yaml_units:  # 3.4's importer: each YAML file clears its own
                     reported = set((parsing_result.import_errors or {}).keys())
                     self._clear_fixed(session, bundle_name, bundle_path, os.path.dirname(relative_fileloc), reported)
                     self.note_errors(bundle_name, bundle_path, relative_fileloc, bool(reported))
